@@ -1,0 +1,64 @@
+"""hotfix keeps old model code running on new ML libraries.
+
+>>> import hotfix
+>>> hotfix.enable()        # before or after transformers is imported
+
+See ``docs/`` for the user guide, the patch-author guide and the list of patches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ._errors import HotfixError, PatchFailedError, RegistryError
+from ._hookspecs import hookimpl
+from ._patch import Finding, Patch
+from ._runtime import RUNTIME, PatchStatus, Status
+from ._shims import Shims
+
+__all__ = [
+    "Finding",
+    "HotfixError",
+    "Patch",
+    "PatchFailedError",
+    "PatchStatus",
+    "RegistryError",
+    "Shims",
+    "Status",
+    "__version__",
+    "disable",
+    "enable",
+    "hookimpl",
+    "is_enabled",
+    "status",
+]
+
+__version__ = "0.1.0"
+
+
+def enable(patches: Sequence[str] | None = None, strict: bool | None = None, propagate: bool = True) -> None:
+    """Install the import hook and apply every selected patch whose break is present.
+
+    *patches* selects patches like ``HOTFIX_PATCHES`` (ids or globs, ``-id`` to
+    deny); ``None`` reads ``HOTFIX_PATCHES``. *strict* makes a failing patch
+    raise :class:`PatchFailedError` (``None`` reads ``HOTFIX_STRICT``). With
+    *propagate*, the environment is set so that worker processes activate
+    hotfix too (``HOTFIX_ENABLE=1``); :func:`disable` restores it. Calling it
+    again while enabled does nothing. Imports none of the target libraries.
+    """
+    RUNTIME.enable(patches=patches, strict=strict, propagate=propagate)
+
+
+def disable() -> None:
+    """Remove the import hook and revert every shim, in reverse order. Does nothing if not enabled."""
+    RUNTIME.disable()
+
+
+def is_enabled() -> bool:
+    """Whether hotfix is enabled in this process."""
+    return RUNTIME.enabled
+
+
+def status() -> Status:
+    """Every known patch with its state (applied, skipped and why, failed and the error) and the versions seen."""
+    return RUNTIME.status()

@@ -1,0 +1,105 @@
+"""The ``hotfix`` command: list, doctor, run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from . import _env
+from ._doctor import diagnose
+from ._errors import HotfixError
+from ._runtime import RUNTIME
+
+__all__ = ["main"]
+
+def _list(as_json: bool) -> int:
+    plans = RUNTIME.plan(None)
+    patches = {p.id: p for p in RUNTIME.collected().patches}
+    rows = []
+    for plan in plans:
+        patch = patches[plan.id]
+        rows.append(
+            {
+                "id": plan.id, "summary": patch.summary, "shape": patch.shape, "distribution": patch.distribution,
+                "affected": str(patch.affected), "installed": plan.version, "catalog": list(patch.catalog),
+                "default": patch.default, "unsafe": patch.unsafe, "source": patch.source,
+                "would": "probe and apply" if plan.state == "pending" else "skip", "why": plan.reason,
+            }
+        )  # fmt: skip
+    errors = RUNTIME.collected().errors
+    if as_json:
+        print(json.dumps({"patches": rows, "errors": errors}, indent=2))
+        return 0
+    for row in rows:
+        flags = "" if row["default"] else (" [unsafe, opt-in]" if row["unsafe"] else " [opt-in]")
+        print(f"{row['id']}{flags}  ({row['distribution']} {row['affected']}, {row['shape']})")
+        print(f"    {row['summary']}")
+        print(f"    here: {row['would']}: {row['why']}")
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 0
+
+def _doctor(as_json: bool) -> int:
+    report = diagnose()
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"python {report['python']} on {report['platform']}")
+        for name, version in report["versions"].items():
+            print(f"{name:16} {version or '-'}")
+        for key, value in report["torch"].items():
+            print(f"torch {key}: {value}")
+        print(f"patches that would apply here: {len(report['would_apply'])}")
+        for item in report["would_apply"]:
+            print(f"  {item['id']}: {item['reason']}")
+        if report["uncovered"]:
+            print(f"known breaks in this environment that no patch covers: {len(report['uncovered'])}")
+            for item in report["uncovered"]:
+                print(f"  {item['id']} ({item['distribution']} {item['affected']}): {item['summary']}")
+        for error in report["registry_errors"]:
+            print(f"registry error: {error}")
+        print("ok" if report["ok"] else "not ok: see above")
+    return 0 if report["ok"] else 1
+
+def _run(command: Sequence[str]) -> int:
+    if not command:
+        print("hotfix run: give a command, e.g. hotfix run -- python serve.py", file=sys.stderr)
+        return 2
+    environment = dict(os.environ)
+    environment[_env.ENABLE] = "1"
+    executable = shutil.which(command[0]) or command[0]
+    if os.name == "posix":
+        try:
+            os.execvpe(executable, list(command), environment)
+        except OSError as error:
+            print(f"hotfix run: cannot run {command[0]!r}: {error}", file=sys.stderr)
+            return 127
+    return subprocess.call(list(command), env=environment)  # pragma: no cover - non-POSIX
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hotfix", description="Keep old model code running on new ML libraries.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="every registered patch and what it would do here")
+    listing.add_argument("--json", action="store_true")
+    doctor = commands.add_parser("doctor", help="versions, patches that would apply, uncovered breaks")
+    doctor.add_argument("--json", action="store_true")
+    run = commands.add_parser("run", help="run a command with hotfix enabled (HOTFIX_ENABLE=1)")
+    run.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            return _list(args.json)
+        if args.command == "doctor":
+            return _doctor(args.json)
+        command = list(args.cmd)
+        if command and command[0] == "--":
+            command = command[1:]
+        return _run(command)
+    except HotfixError as error:
+        print(f"hotfix: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,65 @@
+"""``hotfix doctor``: what is installed, what hotfix would do, what stays broken."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any
+
+from ._runtime import RUNTIME
+from ._versions import gate, installed_version
+
+__all__ = ["DISTRIBUTIONS", "diagnose"]
+
+DISTRIBUTIONS = (
+    "torch", "transformers", "tokenizers", "accelerate", "peft", "huggingface_hub", "auto_gptq", "safetensors",
+)  # fmt: skip
+
+
+def _torch_details() -> dict[str, Any]:
+    if installed_version("torch") is None:
+        return {}
+    try:
+        import torch
+    except Exception as error:  # noqa: BLE001 - doctor reports, it does not crash
+        return {"torch_import_error": f"{type(error).__name__}: {error}"}
+    details: dict[str, Any] = {"cuda_available": bool(torch.cuda.is_available()), "cuda": torch.version.cuda}
+    if details["cuda_available"]:
+        details["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        details["driver"] = _nvidia_driver()
+    return details
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        with open("/proc/driver/nvidia/version", encoding="utf-8") as handle:
+            return handle.readline().strip()
+    except OSError:
+        return None
+
+
+def diagnose() -> dict[str, Any]:
+    """The doctor's report as a dict; ``report["ok"]`` is False when a known break is uncovered."""
+    plans = RUNTIME.plan(None)
+    patches = {p.id: p for p in RUNTIME.collected().patches}
+    would_apply = [p for p in plans if p.state == "pending"]
+    covered = {catalog for p in would_apply for catalog in patches[p.id].catalog}
+    uncovered = []
+    for known in RUNTIME.breaks():
+        version = installed_version(known.distribution)
+        inside, _ = gate(known.affected, version)
+        if inside and known.id not in covered:
+            uncovered.append(
+                {"id": known.id, "distribution": known.distribution, "version": version,
+                 "affected": str(known.affected), "summary": known.summary}
+            )  # fmt: skip
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": {name: installed_version(name) for name in DISTRIBUTIONS},
+        "torch": _torch_details(),
+        "would_apply": [{"id": p.id, "reason": p.reason} for p in would_apply],
+        "uncovered": uncovered,
+        "registry_errors": list(RUNTIME.collected().errors),
+        "ok": not uncovered and not RUNTIME.collected().errors,
+    }

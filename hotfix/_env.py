@@ -1,0 +1,80 @@
+"""Every environment variable hotfix reads, in one place.
+
+Each is read when the function is called, never at import time, so that a
+process can change them before calling :func:`hotfix.enable`.
+
+``HOTFIX_ENABLE``
+    ``1``/``true``/``yes``/``on`` activates hotfix at interpreter start (through
+    the ``hotfix.pth`` file installed with the wheel) and in worker processes.
+``HOTFIX_PATCHES``
+    Comma-separated selection of patches: ids or globs to allow, ``-id`` or
+    ``-glob`` to deny. Empty or unset means every patch that is on by default.
+    Unsafe patches are only selected when named by their exact id.
+``HOTFIX_STRICT``
+    ``1`` makes a failing patch raise :class:`hotfix.PatchFailedError` instead
+    of being logged and rolled back (for CI).
+``HOTFIX_LOG_LEVEL``
+    Level of the ``hotfix`` logger (``DEBUG``, ``INFO``, ...). When set and no
+    handler is configured anywhere, hotfix attaches a stderr handler to its own
+    logger only.
+``HOTFIX_LOG_FORMAT``
+    ``console`` (key=value, the default) or ``json`` (one JSON object a line).
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "ENABLE",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+    "PATCHES",
+    "STRICT",
+    "enabled",
+    "log_format",
+    "log_level",
+    "patch_selection",
+    "strict",
+]
+
+ENABLE = "HOTFIX_ENABLE"
+PATCHES = "HOTFIX_PATCHES"
+STRICT = "HOTFIX_STRICT"
+LOG_LEVEL = "HOTFIX_LOG_LEVEL"
+LOG_FORMAT = "HOTFIX_LOG_FORMAT"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def enabled() -> bool:
+    """Whether ``HOTFIX_ENABLE`` asks for activation."""
+    return _flag(ENABLE)
+
+
+def strict() -> bool:
+    """Whether ``HOTFIX_STRICT`` asks failing patches to raise."""
+    return _flag(STRICT)
+
+
+def patch_selection() -> list[str] | None:
+    """The items of ``HOTFIX_PATCHES``, or ``None`` when it is unset or empty."""
+    raw = os.environ.get(PATCHES, "")
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    return items or None
+
+
+def log_level() -> str | None:
+    """The level name in ``HOTFIX_LOG_LEVEL``, upper-cased, or ``None``."""
+    raw = os.environ.get(LOG_LEVEL, "").strip()
+    return raw.upper() or None
+
+
+def log_format() -> str:
+    """``json`` or ``console`` from ``HOTFIX_LOG_FORMAT``."""
+    raw = os.environ.get(LOG_FORMAT, "").strip().lower()
+    return "json" if raw == "json" else "console"

@@ -1,0 +1,37 @@
+"""The exceptions hotfix raises. Every one derives from :class:`HotfixError`."""
+
+from __future__ import annotations
+
+__all__ = ["HotfixError", "PatchFailedError", "RegistryError"]
+
+
+class HotfixError(Exception):
+    """Base class of every error hotfix raises."""
+
+
+class RegistryError(HotfixError):
+    """A patch declaration is malformed.
+
+    The message names the source (a file or a plugin), the entry and the problem,
+    so that one log line is enough to find and fix it.
+    """
+
+    def __init__(self, source: str, entry: str, problem: str) -> None:
+        self.source = source
+        self.entry = entry
+        self.problem = problem
+        super().__init__(f"{source}: entry {entry}: {problem}")
+
+
+class PatchFailedError(HotfixError):
+    """A patch raised while it was applied (raised only in strict mode)."""
+
+    def __init__(self, patch_id: str, target: str, error: BaseException) -> None:
+        self.patch_id = patch_id
+        self.target = target
+        self.error = error
+        super().__init__(
+            f"patch {patch_id!r} failed on {target}: {type(error).__name__}: {error}. "
+            f"Its partial changes were undone. Deny it with HOTFIX_PATCHES=-{patch_id} "
+            "or report the failure with the output of `hotfix doctor`."
+        )

@@ -1,0 +1,169 @@
+"""The import hook: one ``sys.meta_path`` finder for every watched module.
+
+For a module nobody watches, :meth:`Finder.find_spec` answers ``None`` after
+one set lookup (and one more for the first component of the name when
+prefixes are watched), so the ~2,400 lookups of ``import transformers`` cost
+next to nothing. For a watched module it asks the finders after itself for
+the real spec and wraps the loader so that the patches run right after the
+module's code has executed. For a module that upstream removed, it asks the
+runtime whether a patch provides it, only after every other finder failed.
+
+Remote code loaded by ``transformers.dynamic_module_utils.get_class_in_module``
+is executed with ``spec.loader.exec_module`` and never reaches
+``sys.meta_path``; the runtime follows those modules by wrapping that
+function (see ``_runtime``).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import threading
+import types
+from collections.abc import Callable, Sequence
+from typing import Any, final
+
+import wrapt
+
+__all__ = ["Finder"]
+
+
+class _PostImportLoader(wrapt.ObjectProxy):  # type: ignore[misc]
+    """The real loader, with the patches run after ``exec_module``.
+
+    An ``ObjectProxy`` so that everything else the import system or a tool
+    asks of the loader (``get_source``, ``is_package``, ``isinstance``
+    checks) still reaches the real one.
+    """
+
+    def __init__(self, loader: Any, on_loaded: Callable[[types.ModuleType], None]) -> None:
+        super().__init__(loader)
+        self._self_on_loaded = on_loaded
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        result: types.ModuleType | None = self.__wrapped__.create_module(spec)
+        return result
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self.__wrapped__.exec_module(module)
+        self._self_on_loaded(module)
+
+
+@final
+class _ProvidedLoader(importlib.abc.Loader):
+    """Loads a module that upstream removed and a patch provides."""
+
+    def __init__(self, factory: Callable[[], types.ModuleType]) -> None:
+        self.factory = factory
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        module = self.factory()
+        module.__hotfix_provided__ = self.factory  # type: ignore[attr-defined]
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        return None
+
+
+@final
+class Finder(importlib.abc.MetaPathFinder):
+    """hotfix's meta path finder.
+
+    ``watch`` and ``provide`` change what it answers for; the sets are
+    replaced, never mutated, so that ``find_spec`` needs no lock.
+    """
+
+    def __init__(
+        self,
+        on_loaded: Callable[[types.ModuleType], None],
+        on_missing: Callable[[str], None],
+    ) -> None:
+        self._on_loaded = on_loaded
+        self._on_missing = on_missing
+        self._exact: frozenset[str] = frozenset()
+        self._prefixes: dict[str, tuple[str, ...]] = {}
+        self._missing: frozenset[str] = frozenset()
+        self._provided: dict[str, Callable[[], types.ModuleType]] = {}
+        self._resolving = threading.local()
+        self.calls = 0
+        self.watched_calls = 0
+
+    # -- configuration ------------------------------------------------------
+
+    def watch(self, exact: Sequence[str], prefixes: Sequence[str], missing: Sequence[str]) -> None:
+        self._exact = frozenset(exact) | frozenset(missing)
+        grouped: dict[str, list[str]] = {}
+        for prefix in prefixes:
+            grouped.setdefault(prefix.partition(".")[0], []).append(prefix)
+        self._prefixes = {top: tuple(group) for top, group in grouped.items()}
+        self._missing = frozenset(missing)
+
+    def watches(self, name: str) -> bool:
+        if name in self._exact:
+            return True
+        group = self._prefixes.get(name.partition(".")[0])
+        return group is not None and name.startswith(group)
+
+    def provide(self, name: str, factory: Callable[[], types.ModuleType]) -> None:
+        self._provided = {**self._provided, name: factory}
+
+    def withdraw(self, name: str, factory: Callable[[], types.ModuleType]) -> None:
+        if self._provided.get(name) is factory:
+            self._provided = {k: v for k, v in self._provided.items() if k != name}
+
+    # -- the finder protocol ---------------------------------------------------
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        self.calls += 1
+        if fullname not in self._exact:
+            group = self._prefixes.get(fullname.partition(".")[0])
+            if group is None or not fullname.startswith(group):
+                return None
+        return self._find_watched(fullname, path, target)
+
+    def _find_watched(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None
+    ) -> importlib.machinery.ModuleSpec | None:
+        self.watched_calls += 1
+        resolving: set[str] = self._resolving.__dict__.setdefault("names", set())
+        if fullname in resolving:
+            return None  # another finder asked importlib again while we were asking it
+        resolving.add(fullname)
+        try:
+            spec = self._find_real(fullname, path, target)
+        finally:
+            resolving.discard(fullname)
+        if spec is None:
+            if fullname in self._missing:
+                self._on_missing(fullname)
+                factory = self._provided.get(fullname)
+                if factory is not None:
+                    return importlib.util.spec_from_loader(fullname, _ProvidedLoader(factory))
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _PostImportLoader(spec.loader, self._on_loaded)
+        return spec
+
+    def _find_real(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None
+    ) -> importlib.machinery.ModuleSpec | None:
+        for finder in list(sys.meta_path):
+            if finder is self:
+                continue
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                continue
+            spec: importlib.machinery.ModuleSpec | None = find_spec(fullname, path, target)
+            if spec is not None:
+                return spec
+        return None
+
+    def invalidate_caches(self) -> None:
+        return None

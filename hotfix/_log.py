@@ -1,0 +1,60 @@
+"""hotfix's structlog logger, bound to the stdlib logger ``hotfix``.
+
+hotfix never touches the root logger or structlog's global configuration: the
+host application decides where ``hotfix`` records go. The one exception is
+opt-in: when ``HOTFIX_LOG_LEVEL`` is set and nothing anywhere has a handler,
+a stderr handler is attached to the ``hotfix`` logger itself, so that
+``HOTFIX_LOG_LEVEL=INFO hotfix run -- ...`` shows something.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from . import _env
+
+__all__ = ["configure", "logger"]
+
+_STDLIB_NAME = "hotfix"
+_state: dict[str, Any] = {"logger": None, "handler": None}
+
+
+def configure() -> None:
+    """(Re)build the logger from ``HOTFIX_LOG_LEVEL`` and ``HOTFIX_LOG_FORMAT``."""
+    stdlib = logging.getLogger(_STDLIB_NAME)
+    level = _env.log_level()
+    if level is not None:
+        stdlib.setLevel(level)
+        handler = _state["handler"]
+        if handler is None and not stdlib.handlers and not logging.getLogger().handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            stdlib.addHandler(handler)
+            _state["handler"] = handler
+    renderer: Any
+    if _env.log_format() == "json":
+        renderer = structlog.processors.JSONRenderer(sort_keys=True)
+    else:
+        renderer = structlog.processors.KeyValueRenderer(key_order=["event", "patch"], drop_missing=True)
+    _state["logger"] = structlog.wrap_logger(
+        stdlib,
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def logger() -> Any:
+    """The bound structlog logger (built on first use)."""
+    if _state["logger"] is None:
+        configure()
+    return _state["logger"]

@@ -1,0 +1,107 @@
+"""The patch model: what one repair of one break is made of."""
+
+from __future__ import annotations
+
+import importlib
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, final
+
+from packaging.specifiers import SpecifierSet
+
+from ._shims import Shims
+
+__all__ = ["Finding", "Patch", "Probe", "Apply", "Ref", "resolve_object"]
+
+Finding = tuple[bool, str]
+"""What a probe found: ``(break_present, detail)``; the detail is shown in status and logs."""
+
+Probe = Callable[[types.ModuleType], Finding]
+Apply = Callable[[types.ModuleType, Shims], None]
+
+BUNDLED_PREFIX = "patches."
+BUNDLED_PACKAGE = "hotfix._patches"
+
+
+def resolve_object(path: str) -> Any:
+    """Import ``"package.module:attr.sub"`` and return the object it names.
+
+    ``patches.<name>`` refers to the bundled patch modules, which are installed
+    as ``hotfix._patches.<name>`` (there is no top-level ``patches`` package).
+    """
+    module_name, _, attribute = path.partition(":")
+    if module_name == "patches" or module_name.startswith(BUNDLED_PREFIX):
+        from . import _resources
+
+        _resources.ensure_patches_package()
+        module_name = BUNDLED_PACKAGE + module_name[len("patches") :]
+    obj: Any = importlib.import_module(module_name)
+    for part in attribute.split(".") if attribute else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+@final
+class Ref:
+    """A callable named by ``"module:attr"``, imported on first call.
+
+    Patch modules are imported only when a target module is imported, so that
+    ``hotfix.enable()`` stays cheap and imports no target library.
+    """
+
+    __slots__ = ("path", "_target")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._target: Callable[..., Any] | None = None
+
+    def resolve(self) -> Callable[..., Any]:
+        if self._target is None:
+            target = resolve_object(self.path)
+            if not callable(target):
+                raise TypeError(f"{self.path} is not callable")
+            self._target = target
+        return self._target
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Ref({self.path!r})"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """hotfix's repair of one break.
+
+    ``modules`` are exact module names whose import triggers the patch,
+    ``prefixes`` are name prefixes for dynamically named modules
+    (``transformers_modules.``), ``provides`` are removed modules the patch
+    can provide when nothing else finds them. The probe runs on the live
+    module and must find the break before ``apply`` is called.
+    """
+
+    id: str
+    summary: str
+    distribution: str
+    affected: SpecifierSet
+    probe: Probe
+    apply: Apply
+    modules: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    default: bool = True
+    unsafe: bool = False
+    shape: str = "code"
+    catalog: tuple[str, ...] = ()
+    error: str = ""
+    limits: str = ""
+    source: str = ""
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        return self.modules + tuple(p + "*" for p in self.prefixes) + self.provides

@@ -1,0 +1,107 @@
+"""The pluggy PluginManager: the bundled registry and third-party patch packs.
+
+The bundled ``registry.toml`` is itself a plugin (``hotfix.bundled``), so that
+it goes through the same path as every patch pack. Third-party packs register
+through the entry-point group ``hotfix.patches``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+from collections.abc import Iterable
+
+import pluggy
+
+from . import _hookspecs, _resources
+from ._errors import RegistryError
+from ._hookspecs import hookimpl
+from ._patch import Patch
+from ._registry import Break, check_patch, check_unique, load_toml
+
+__all__ = ["ENTRY_POINT_GROUP", "Bundled", "Collected", "collect", "make_manager"]
+
+ENTRY_POINT_GROUP = "hotfix.patches"
+
+
+class Bundled:
+    """The patches in hotfix's own ``registry.toml``."""
+
+    def __init__(self) -> None:
+        self._loaded: tuple[list[Patch], list[Break]] | None = None
+
+    def load(self) -> tuple[list[Patch], list[Break]]:
+        if self._loaded is None:
+            self._loaded = load_toml(_resources.registry_text(), _resources.registry_path())
+        return self._loaded
+
+    @hookimpl
+    def hotfix_patches(self) -> Iterable[Patch]:
+        return self.load()[0]
+
+
+class Collected:
+    """Everything the plugins contributed, and every problem met on the way."""
+
+    def __init__(self) -> None:
+        self.patches: list[Patch] = []
+        self.breaks: list[Break] = []
+        self.errors: list[str] = []
+
+
+def make_manager() -> tuple[pluggy.PluginManager, Bundled, list[str]]:
+    """A PluginManager with the bundled registry and every installed patch pack.
+
+    A pack whose entry point fails to load is reported, not raised: a broken
+    plugin must never stop the host application.
+    """
+    manager = pluggy.PluginManager(_hookspecs.PROJECT)
+    manager.add_hookspecs(_hookspecs)
+    bundled = Bundled()
+    manager.register(bundled, name="hotfix.bundled")
+    errors: list[str] = []
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if manager.has_plugin(entry_point.name):
+            continue
+        try:
+            manager.register(entry_point.load(), name=entry_point.name)
+        except Exception as error:  # noqa: BLE001 - reported in status and logs, see docstring
+            errors.append(
+                f"plugin {entry_point.name!r} ({entry_point.value}) could not be loaded: {type(error).__name__}: {error}"
+            )
+    return manager, bundled, errors
+
+
+def collect(manager: pluggy.PluginManager, bundled: Bundled) -> Collected:
+    """Ask every plugin for its patches and validate them.
+
+    An invalid declaration from a plugin is reported and left out; the rest of
+    that plugin and every other plugin still load. An invalid bundled registry
+    raises: it is hotfix's own bug and its tests keep it valid.
+    """
+    collected = Collected()
+    collected.breaks = list(bundled.load()[1])
+    seen: dict[str, Patch] = {}
+    for implementation in manager.hook.hotfix_patches.get_hookimpls():
+        plugin_name = manager.get_name(implementation.plugin) or repr(implementation.plugin)
+        source = "hotfix registry" if implementation.plugin is bundled else f"plugin {plugin_name!r}"
+        try:
+            contributed = list(implementation.function())
+        except Exception as error:  # noqa: BLE001 - see docstring
+            collected.errors.append(f"{source}: hotfix_patches() raised {type(error).__name__}: {error}")
+            continue
+        for position, obj in enumerate(contributed, start=1):
+            try:
+                patch = check_patch(obj, source, position)
+                if not patch.source:
+                    patch = dataclasses.replace(patch, source=source)
+                if patch.id in seen:
+                    check_unique([seen[patch.id], patch])
+            except RegistryError as error:
+                if implementation.plugin is bundled:
+                    raise
+                collected.errors.append(str(error))
+                continue
+            seen[patch.id] = patch
+            collected.patches.append(patch)
+    return collected

@@ -1,0 +1,41 @@
+"""Who is calling: scope shims to the legacy code that needs them.
+
+Some breaks cannot be repaired by restoring an API for everyone, because the
+new API exists and modern code depends on its new meaning (``get_max_length``
+returns ``-1`` in transformers 5.23 where 4.x returned ``None``). Such shims
+give the legacy answer only when the caller is legacy code: a module loaded
+as remote code (``transformers_modules.*``) or a known archived library.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+__all__ = ["LEGACY_PREFIXES", "called_from_legacy", "caller_frame"]
+
+LEGACY_PREFIXES: tuple[str, ...] = ("transformers_modules.", "auto_gptq.")
+"""Module-name prefixes of code written against old APIs."""
+
+_SKIPPED = ("hotfix.", "hotfix._patches.", "wrapt.")
+
+
+def caller_frame(depth: int = 2) -> types.FrameType | None:
+    """The first frame *depth* levels up that is not hotfix's or wrapt's own code."""
+    try:
+        frame: types.FrameType | None = sys._getframe(depth)
+    except ValueError:
+        return None
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_SKIPPED):
+        frame = frame.f_back
+    return frame
+
+
+def called_from_legacy(depth: int = 3) -> bool:
+    """Whether the code that called the shim (``depth`` frames up from here) is legacy code.
+
+    The default depth fits a shim that calls this directly from a wrapt
+    wrapper: this function, the wrapper, then the caller.
+    """
+    frame = caller_frame(depth)
+    return frame is not None and frame.f_globals.get("__name__", "").startswith(LEGACY_PREFIXES)

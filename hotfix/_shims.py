@@ -1,0 +1,250 @@
+"""The recorded primitives a patch uses to install its shims.
+
+Every change goes through :class:`Shims`, which records it as
+``(owner, attribute, original, existed)`` with the original read from the
+owner's own ``__dict__`` (``vars(owner)``, never ``getattr``, which would bind
+descriptors and see inherited values). :meth:`Shims.revert` undoes the
+changes in reverse order and restores exactly hotfix's own layer: when
+somebody else wrapped a shim with a wrapt proxy after hotfix installed it,
+their proxy stays and is re-pointed at the original.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, final
+
+import wrapt
+
+__all__ = ["Change", "Shims", "MISSING", "WrapperFunction"]
+
+WrapperFunction = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+"""wrapt's wrapper signature: ``wrapper(wrapped, instance, args, kwargs)``."""
+
+Kind = Literal["value", "function", "method", "property", "classmethod", "staticmethod"]
+
+
+@final
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING: Final = _Missing()
+"""Marks an attribute that did not exist before hotfix set it."""
+
+
+@final
+@dataclass(slots=True)
+class Change:
+    """One recorded change: what was at ``owner.attribute`` before, and what hotfix put there."""
+
+    owner: Any
+    attribute: str
+    original: Any
+    existed: bool
+    installed: Any
+    undo: Callable[[], str | None] | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        owner = getattr(self.owner, "__qualname__", None) or getattr(self.owner, "__name__", repr(self.owner))
+        return f"{owner}.{self.attribute}"
+
+
+def _own(owner: Any, name: str) -> Any:
+    """The value stored under *name* in *owner*'s own namespace, or MISSING."""
+    return vars(owner).get(name, MISSING)
+
+
+def _inherited(owner: Any, name: str) -> Any:
+    """The raw (unbound) value of *name* as *owner* resolves it, walking the MRO."""
+    if isinstance(owner, type):
+        for klass in owner.__mro__:
+            if name in vars(klass):
+                return vars(klass)[name]
+        return MISSING
+    return vars(owner).get(name, MISSING)
+
+
+def _undo_attribute(change: Change) -> str | None:
+    """Put back what was at ``owner.attribute``; a warning string if that is only partly possible."""
+    current = _own(change.owner, change.attribute)
+    if current is change.installed:
+        if change.existed:
+            setattr(change.owner, change.attribute, change.original)
+        else:
+            delattr(change.owner, change.attribute)
+        return None
+    # Somebody replaced or wrapped the shim after hotfix installed it. Leave
+    # their object in place; if it is a wrapt proxy (directly or down a chain
+    # of proxies) around the shim, splice the shim out of the chain so their
+    # wrapper now wraps what hotfix found.
+    node = current
+    while isinstance(node, wrapt.ObjectProxy):
+        inner = node.__wrapped__
+        if inner is change.installed:
+            if not change.existed:
+                return (
+                    f"{change.describe()}: a foreign wrapper sits on a shim that hotfix added; "
+                    "it was left in place because there is no original to give it"
+                )
+            node.__wrapped__ = change.original
+            return None
+        node = inner
+    if current is MISSING:
+        return None
+    return f"{change.describe()}: replaced by someone else after hotfix; left as it is"
+
+
+@final
+class Shims:
+    """Applies and records the changes of one patch.
+
+    A patch's ``apply(module, shims)`` receives one of these and makes every
+    change through it, so that a failure halfway can be rolled back and
+    :func:`hotfix.disable` can revert exactly.
+    """
+
+    __slots__ = ("patch_id", "changes", "_importer", "_subclasses")
+
+    def __init__(self, patch_id: str, importer: Any = None, subclasses: Any = None) -> None:
+        self.patch_id = patch_id
+        self.changes: list[Change] = []
+        self._importer = importer
+        self._subclasses = subclasses
+
+    # -- the lowest layer -------------------------------------------------
+
+    def set(self, owner: Any, name: str, value: Any) -> Any:
+        """Set ``owner.name = value`` and record what was there."""
+        original = _own(owner, name)
+        setattr(owner, name, value)
+        change = Change(owner, name, original, original is not MISSING, value)
+        change.undo = lambda: _undo_attribute(change)
+        self.changes.append(change)
+        return value
+
+    def record(self, description: str, undo: Callable[[], str | None]) -> None:
+        """Record a change that is not an attribute (a provided module, a hook registration)."""
+        self.changes.append(Change(description, "", MISSING, False, None, undo))
+
+    # -- shapes -----------------------------------------------------------
+
+    def alias(self, owner: Any, name: str, value: Any) -> Any:
+        """Make ``owner.name`` refer to *value* (a moved name at its old place)."""
+        return self.set(owner, name, value)
+
+    def restore(self, owner: Any, name: str, value: Any, kind: Kind = "value") -> Any:
+        """Restore a removed function, method, property, classmethod or staticmethod."""
+        wrapped: Any
+        if kind == "property":
+            wrapped = property(value)
+        elif kind == "classmethod":
+            wrapped = classmethod(value)
+        elif kind == "staticmethod":
+            wrapped = staticmethod(value)
+        else:
+            wrapped = value
+        return self.set(owner, name, wrapped)
+
+    def wrap(self, owner: Any, name: str, wrapper: WrapperFunction) -> Any:
+        """Wrap ``owner.name`` (its own or inherited value) with a wrapt ``FunctionWrapper``."""
+        target = _inherited(owner, name)
+        if target is MISSING:
+            raise AttributeError(f"{owner!r} has no attribute {name!r} to wrap")
+        return self.set(owner, name, wrapt.FunctionWrapper(target, wrapper))
+
+    def adapt_arguments(
+        self,
+        owner: Any,
+        name: str,
+        *,
+        drop: Iterable[str] = (),
+        rename: Mapping[str, str] | None = None,
+        positional: Callable[[tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]
+        | None = None,
+    ) -> Any:
+        """Wrap a callable so that it accepts the legacy call form.
+
+        *drop* lists keywords the callable no longer takes (they are removed),
+        *rename* maps old keyword names to new ones, *positional* rewrites
+        ``(args, kwargs)`` for calls whose positional form changed.
+        """
+        dropped = tuple(drop)
+        renamed = tuple((rename or {}).items())
+
+        def adapter(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if kwargs:
+                for key in dropped:
+                    kwargs.pop(key, None)
+                for old, new in renamed:
+                    if old in kwargs:
+                        kwargs[new] = kwargs.pop(old)
+            if positional is not None:
+                args, kwargs = positional(args, kwargs)
+            return wrapped(*args, **kwargs)
+
+        return self.wrap(owner, name, adapter)
+
+    def proxy_return(self, owner: Any, name: str, proxy: Callable[[Any], Any]) -> Any:
+        """Wrap a callable so that its return value passes through *proxy* (e.g. an ``ObjectProxy`` subclass)."""
+
+        def returning(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            return proxy(wrapped(*args, **kwargs))
+
+        return self.wrap(owner, name, returning)
+
+    def provide_module(self, name: str, factory: Callable[[], types.ModuleType]) -> None:
+        """Provide a module that upstream removed; *factory* builds it on import."""
+        if self._importer is None:
+            raise RuntimeError("provide_module needs the import hook; apply the patch through hotfix.enable()")
+        self._importer.provide(name, factory)
+        importer = self._importer
+
+        def undo() -> str | None:
+            importer.withdraw(name, factory)
+            module = sys.modules.get(name)
+            if module is not None and getattr(module, "__hotfix_provided__", None) is factory:
+                del sys.modules[name]
+                parent_name, _, child = name.rpartition(".")
+                parent = sys.modules.get(parent_name)
+                if parent is not None and vars(parent).get(child) is module:
+                    delattr(parent, child)
+            return None
+
+        self.record(f"module {name}", undo)
+
+    def on_subclass(self, base: type, callback: Callable[[type, Shims], None], *, exclude: tuple[str, ...] = ()) -> None:
+        """Run ``callback(cls, shims)`` for every subclass of *base*, existing and defined later.
+
+        Classes whose ``__module__`` starts with one of *exclude* are left
+        alone (use it to leave the target library's own classes untouched).
+        Changes the callback makes are recorded on this patch.
+        """
+        if self._subclasses is None:
+            raise RuntimeError("on_subclass needs the subclass hooks; apply the patch through hotfix.enable()")
+        token = self._subclasses.register(base, callback, self, exclude)
+        hooks = self._subclasses
+        self.record(f"subclass hook on {base.__qualname__}", lambda: hooks.unregister(base, token))
+
+    # -- undo ---------------------------------------------------------------
+
+    def revert(self) -> list[str]:
+        """Undo every recorded change in reverse order; warnings for what could not be fully undone."""
+        warnings: list[str] = []
+        while self.changes:
+            change = self.changes.pop()
+            if change.undo is None:
+                continue
+            try:
+                message = change.undo()
+            except Exception as error:  # noqa: BLE001 - one failed undo must not stop the others
+                message = f"{change.describe()}: undo raised {type(error).__name__}: {error}"
+            if message:
+                warnings.append(message)
+        return warnings

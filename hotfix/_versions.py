@@ -1,0 +1,51 @@
+"""Version gates read from distribution metadata, without importing the target."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from functools import cache
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+__all__ = ["gate", "installed_version", "normalize"]
+
+
+@cache
+def installed_version(distribution: str) -> str | None:
+    """The installed version string of *distribution*, or ``None`` if absent.
+
+    Cached: distribution metadata does not change while a process runs, and the
+    gate is evaluated for every patch of every watched import.
+    """
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def normalize(version: str) -> Version | None:
+    """The version to test against a patch range.
+
+    Dev builds and pre-releases of a release already carry that release's
+    changes (``5.0.0.dev0`` installed from a source checkout has the 5.0
+    removals), so the release part alone is compared; local labels
+    (``+cu121``) are dropped and post releases (``4.57.1.post1``) compare as
+    their release. ``None`` for a string that is not PEP 440.
+    """
+    try:
+        return Version(Version(version).base_version)
+    except InvalidVersion:
+        return None
+
+
+def gate(specifier: SpecifierSet, version: str | None) -> tuple[bool, str]:
+    """Whether *version* is inside *specifier*, and why, in words."""
+    if version is None:
+        return False, "not installed"
+    parsed = normalize(version)
+    if parsed is None:
+        return False, f"version {version!r} is not PEP 440"
+    if specifier.contains(parsed, prereleases=True):
+        return True, f"{version} is in {specifier}"
+    return False, f"{version} is outside {specifier}"

@@ -1,0 +1,96 @@
+"""``GenerationMixin._extract_past_from_model_output``: return changed, keyword removed, method removed.
+
+ChatGLM2/3-era remote code overrides ``_update_model_kwargs_for_generation``
+and calls ``self._extract_past_from_model_output(outputs,
+standardize_cache_format=standardize_cache_format)``, expecting the cache
+back. transformers changed that method three times:
+
+* 4.42 made it return ``(cache_name, cache)``: ChatGLM3 code stored the tuple
+  as its cache and generated garbage, silently;
+* 4.44 removed the keyword: ``TypeError: GenerationMixin._extract_past_from_model_output()
+  got an unexpected keyword argument 'standardize_cache_format'``
+  (zai-org/GLM-4#439);
+* 4.49 removed the method: ``AttributeError: 'ChatGLMForConditionalGeneration'
+  object has no attribute '_extract_past_from_model_output'`` (zai-org/GLM-4#715,
+  huggingface/transformers#39336).
+
+2024 GLM-4 code was written for 4.42 and unpacks ``cache_name, cache = ...``.
+The shim restores the method, accepting the old keyword, and returns what the
+calling code expects: it reads the caller's bytecode after the call, and
+returns ``(name, cache)`` when the result is unpacked into two names and the
+bare cache otherwise. The answer is cached per call site.
+"""
+
+from __future__ import annotations
+
+import dis
+import types
+from typing import Any
+
+from hotfix import Finding, Shims
+from hotfix._scope import caller_frame
+
+_CACHE_NAMES = ("past_key_values", "mems", "past_buckets_states", "cache_params")
+_UNPACKS: dict[tuple[types.CodeType, int], bool] = {}
+
+
+def _unpacks_pair(frame: types.FrameType | None) -> bool:
+    """Whether the call being executed in *frame* has its result unpacked into exactly two names."""
+    if frame is None:
+        return False
+    key = (frame.f_code, frame.f_lasti)
+    answer = _UNPACKS.get(key)
+    if answer is None:
+        answer = False
+        after = False
+        for instruction in dis.get_instructions(frame.f_code):
+            if after:
+                answer = instruction.opname == "UNPACK_SEQUENCE" and instruction.arg == 2
+                break
+            if instruction.offset == frame.f_lasti:
+                after = True
+        _UNPACKS[key] = answer
+    return answer
+
+
+def _past_from(outputs: Any) -> tuple[str | None, Any]:
+    for name in _CACHE_NAMES:
+        if name in outputs:
+            return name, getattr(outputs, name)
+    return None, None
+
+
+def extract_past_from_model_output(self: Any, outputs: Any, standardize_cache_format: bool = False) -> Any:
+    """The cache in a model output; ``(name, cache)`` when the caller unpacks a pair (the 4.42+ contract)."""
+    name, past = _past_from(outputs)
+    if standardize_cache_format and past is not None and hasattr(self, "_convert_to_standard_cache"):
+        past = self._convert_to_standard_cache(past, batch_size=outputs.logits.shape[0])
+    if _unpacks_pair(caller_frame(2)):
+        return name, past
+    return past
+
+
+class _Outputs(dict[str, Any]):
+    """The smallest stand-in for a ``ModelOutput``: membership and attribute access."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self[name]
+
+
+def probe(module: types.ModuleType) -> Finding:
+    mixin = module.GenerationMixin
+    method = getattr(mixin, "_extract_past_from_model_output", None)
+    if method is None:
+        return True, "GenerationMixin._extract_past_from_model_output is missing"
+    marker = object()
+    try:
+        result = method(mixin, _Outputs(past_key_values=marker), standardize_cache_format=False)
+    except TypeError as error:
+        return True, f"it no longer accepts standardize_cache_format ({error})"
+    if result is not marker:
+        return True, "it returns (cache_name, cache) where ChatGLM-era callers expect the cache"
+    return False, "it accepts standardize_cache_format and returns the cache"
+
+
+def apply(module: types.ModuleType, shims: Shims) -> None:
+    shims.restore(module.GenerationMixin, "_extract_past_from_model_output", extract_past_from_model_output, "method")
