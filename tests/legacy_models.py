@@ -1,0 +1,109 @@
+"""Build tiny checkpoints of the legacy fixture models under tests/fixtures/.
+
+The weights are written with safetensors and the config by hand, without
+importing the fixture's code, so that a checkpoint can be made on any
+transformers version, including the ones where the fixture cannot load.
+Loading it back goes through the real ``from_pretrained(...,
+trust_remote_code=True)`` path.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+LEGACY_LM_CONFIG: dict[str, Any] = {
+    "vocab_size": 96,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "max_position_embeddings": 64,
+    "layer_norm_epsilon": 1e-5,
+    "initializer_range": 0.02,
+    "use_cache": True,
+    "pad_token_id": 0,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "tie_word_embeddings": True,
+}
+
+
+def _legacy_lm_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    h, v, p = config["hidden_size"], config["vocab_size"], config["max_position_embeddings"]
+    shapes: dict[str, tuple[int, ...]] = {"transformer.wte.weight": (v, h), "transformer.wpe.weight": (p, h)}
+    for i in range(config["num_hidden_layers"]):
+        block = f"transformer.h.{i}"
+        shapes.update(
+            {
+                f"{block}.ln_1.weight": (h,), f"{block}.ln_1.bias": (h,),
+                f"{block}.attn.qkv.weight": (3 * h, h), f"{block}.attn.qkv.bias": (3 * h,),
+                f"{block}.attn.o_proj.weight": (h, h), f"{block}.attn.o_proj.bias": (h,),
+                f"{block}.ln_2.weight": (h,), f"{block}.ln_2.bias": (h,),
+                f"{block}.mlp.0.weight": (4 * h, h), f"{block}.mlp.0.bias": (4 * h,),
+                f"{block}.mlp.2.weight": (h, 4 * h), f"{block}.mlp.2.bias": (h,),
+            }
+        )  # fmt: skip
+    shapes.update({"transformer.ln_f.weight": (h,), "transformer.ln_f.bias": (h,)})
+    return shapes
+
+
+def write_legacy_lm(directory: Path, seed: int = 0) -> Path:
+    """Write the LegacyLM checkpoint (config, weights, remote code) into *directory*."""
+    import torch
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    config = dict(LEGACY_LM_CONFIG)
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, shape in _legacy_lm_shapes(config).items():
+        noise = torch.randn(shape, generator=generator)
+        if ".ln_" in name and name.endswith(".weight"):
+            tensors[name] = 1.0 + 0.1 * noise
+        else:
+            tensors[name] = 0.2 * noise if "wte" in name or "wpe" in name else 0.1 * noise
+    save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    for source in (FIXTURES / "legacy_lm").glob("*.py"):
+        shutil.copy(source, directory / source.name)
+    config.update(
+        {
+            "model_type": "legacy_lm",
+            "architectures": ["LegacyLMForCausalLM"],
+            "auto_map": {
+                "AutoConfig": "configuration_legacy_lm.LegacyLMConfig",
+                "AutoModelForCausalLM": "modeling_legacy_lm.LegacyLMForCausalLM",
+            },
+            "torch_dtype": "float32",
+        }
+    )
+    (directory / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return directory
+
+
+PROMPTS = [[1, 5, 9, 14, 20, 33], [1, 7, 7, 40, 41, 3]]
+
+
+def run_legacy_lm(directory: Path, max_new_tokens: int = 8) -> dict[str, Any]:
+    """Load the checkpoint the way users do and run forward and greedy generate (batch, with and without cache)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(directory), trust_remote_code=True)
+    model.eval()
+    input_ids = torch.tensor(PROMPTS)
+    attention_mask = torch.ones_like(input_ids)
+    with torch.no_grad():
+        logits = model(input_ids, attention_mask=attention_mask).logits
+        results = {}
+        for use_cache in (True, False):
+            generated = model.generate(
+                input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens, do_sample=False,
+                use_cache=use_cache, pad_token_id=0, eos_token_id=None,
+            )  # fmt: skip
+            results["cache" if use_cache else "no_cache"] = generated[:, input_ids.shape[1] :].tolist()
+    tied = model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    return {"logits": logits[:, -1, :8].tolist(), "tokens": results, "tied": tied}
