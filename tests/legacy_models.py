@@ -84,7 +84,8 @@ def write_legacy_lm(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
-PROMPTS = [[1, 5, 9, 14, 20, 33], [1, 7, 7, 40, 41, 3]]
+PROMPTS = [[1, 5, 9, 14, 20, 33], [0, 0, 1, 7, 40, 41]]
+MASK = [[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]]  # the second prompt is left-padded
 
 
 def run_legacy_lm(directory: Path, max_new_tokens: int = 8) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def run_legacy_lm(directory: Path, max_new_tokens: int = 8) -> dict[str, Any]:
     model = AutoModelForCausalLM.from_pretrained(str(directory), trust_remote_code=True)
     model.eval()
     input_ids = torch.tensor(PROMPTS)
-    attention_mask = torch.ones_like(input_ids)
+    attention_mask = torch.tensor(MASK)
     with torch.no_grad():
         logits = model(input_ids, attention_mask=attention_mask).logits
         results = {}
