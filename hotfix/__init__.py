@@ -30,7 +30,9 @@ __all__ = [
     "enable",
     "hookimpl",
     "is_enabled",
+    "register_plugin",
     "status",
+    "unregister_plugin",
 ]
 
 __version__ = "0.1.0"
@@ -62,3 +64,17 @@ def is_enabled() -> bool:
 def status() -> Status:
     """Every known patch with its state (applied, skipped and why, failed and the error) and the versions seen."""
     return RUNTIME.status()
+
+
+def register_plugin(plugin: object, name: str | None = None) -> None:
+    """Register a local plugin: an object with ``@hotfix.hookimpl`` methods (patches or observers).
+
+    Patch packs installed as distributions register themselves through the
+    ``hotfix.patches`` entry-point group instead. Call it while disabled.
+    """
+    RUNTIME.register(plugin, name=name)
+
+
+def unregister_plugin(plugin: object) -> None:
+    """Remove a plugin registered with :func:`register_plugin`. Call it while disabled."""
+    RUNTIME.unregister(plugin)

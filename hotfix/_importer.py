@@ -30,7 +30,7 @@ import wrapt
 __all__ = ["Finder"]
 
 
-class _PostImportLoader(wrapt.ObjectProxy):  # type: ignore[misc]
+class _PostImportLoader(wrapt.BaseObjectProxy):  # type: ignore[misc]
     """The real loader, with the patches run after ``exec_module``.
 
     An ``ObjectProxy`` so that everything else the import system or a tool

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +37,9 @@ def resolve_object(path: str) -> Any:
 
         _resources.ensure_patches_package()
         module_name = BUNDLED_PACKAGE + module_name[len("patches") :]
-    obj: Any = importlib.import_module(module_name)
+    # An imported module is taken from sys.modules: importlib.import_module
+    # would take the module's import lock if another thread is re-importing it.
+    obj: Any = sys.modules.get(module_name) or importlib.import_module(module_name)
     for part in attribute.split(".") if attribute else ():
         obj = getattr(obj, part)
     return obj

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
 from . import _env, _log
-from ._errors import PatchFailedError
+from ._errors import HotfixError, PatchFailedError
 from ._importer import Finder
 from ._patch import Patch
 from ._plugins import Collected, collect, make_manager
@@ -201,13 +201,32 @@ class Runtime:
         return self.collected().breaks
 
     def reload(self) -> None:
-        """Forget the collected registry and plugins (tests, and after installing a patch pack)."""
+        """Forget the collected registry, the plugins and the patch states (after installing a patch pack)."""
         with self.lock:
             if self.enabled:
-                raise RuntimeError("call hotfix.disable() before reloading the registry")
+                raise HotfixError("call hotfix.disable() before reloading the registry")
             self._manager = self._bundled = self._collected = None
             self._plugin_errors = []
+            self.slots = {}
             installed_version.cache_clear()
+
+    def register(self, plugin: object, name: str | None = None) -> None:
+        """Register a plugin object (a local patch pack or an observer) with hotfix's PluginManager."""
+        with self.lock:
+            if self.enabled:
+                raise HotfixError("call hotfix.disable() before registering a plugin; enable() collects patches")
+            self.manager().register(plugin, name=name)
+            self._collected = None
+            self.slots = {}
+
+    def unregister(self, plugin: object) -> None:
+        """Remove a plugin registered with :meth:`register`."""
+        with self.lock:
+            if self.enabled:
+                raise HotfixError("call hotfix.disable() before unregistering a plugin")
+            self.manager().unregister(plugin)
+            self._collected = None
+            self.slots = {}
 
     # -- enable / disable ------------------------------------------------------
 
@@ -247,7 +266,11 @@ class Runtime:
                 exact.append(DYNAMIC_LOADER)
             self.finder = Finder(self._module_loaded, self._module_missing)
             self.finder.watch(exact, [prefix for prefix, _ in self._by_prefix], list(self._by_missing))
-            sys.meta_path.insert(0, self.finder)
+            # A new list, never an in-place change: importlib iterates the live
+            # list in other threads, and removing an entry under a running
+            # iteration makes it skip the next finder (a real module then
+            # raises ModuleNotFoundError).
+            sys.meta_path = [self.finder, *sys.meta_path]
             self.enabled = True
             self.generation += 1
             if propagate:
@@ -268,7 +291,7 @@ class Runtime:
             self.enabled = False
             self.generation += 1
             if self.finder in sys.meta_path:
-                sys.meta_path.remove(self.finder)
+                sys.meta_path = [finder for finder in sys.meta_path if finder is not self.finder]  # see enable()
             reverted: dict[str, _Slot] = {}
             while self._applied:
                 slot, shims = self._applied.pop()
@@ -322,38 +345,52 @@ class Runtime:
     def _apply(self, slot: _Slot, module: types.ModuleType, trigger: str | None = None) -> None:
         name = trigger or module.__name__
         patch = slot.patch
-        events: list[_Event] = []
-        failure: PatchFailedError | None = None
         with self.lock:
             if not self.enabled or not slot.active or name in slot.done:
                 return
             slot.done.add(name)
-            started = time.perf_counter()
-            shims = Shims(patch.id, self.finder, self._subclasses)
-            try:
-                present, detail = patch.probe(module)
-                if present:
+            generation = self.generation
+        # The probe runs outside the lock because it may import (a new home
+        # of a moved name, torch for a value check). Holding hotfix's lock
+        # while waiting for a module lock that another thread holds, while
+        # that thread waits for hotfix's lock in its own import hook, would
+        # deadlock: Python only detects cycles among its own module locks.
+        started = time.perf_counter()
+        events: list[_Event] = []
+        failure: PatchFailedError | None = None
+        shims = Shims(patch.id, self.finder, self._subclasses)
+        error: Exception | None = None
+        present, detail = False, ""
+        try:
+            present, detail = patch.probe(module)
+        except Exception as raised:  # noqa: BLE001 - a broken patch must not break the import
+            error = raised
+        with self.lock:
+            if self.generation != generation:
+                return  # disabled (and maybe re-enabled) meanwhile: this application is stale
+            if error is None and present:
+                try:
                     patch.apply(module, shims)
-            except Exception as error:  # noqa: BLE001 - a broken patch must not break the import
+                except Exception as raised:  # noqa: BLE001 - see above
+                    error = raised
+            elapsed = time.perf_counter() - started
+            slot.seconds += elapsed
+            if error is not None:
                 for warning in shims.revert():
                     _log.logger().warning("patch.revert_incomplete", patch=patch.id, detail=warning)
-                slot.seconds += time.perf_counter() - started
                 slot.state, slot.error = "failed", f"{type(error).__name__}: {error}"
                 slot.reason = f"raised while applied on {name}; its changes were undone"
                 events.append(self._event_failed(slot, name, error))
                 if self.strict:
                     failure = PatchFailedError(patch.id, name, error)
-            else:
-                elapsed = time.perf_counter() - started
-                slot.seconds += elapsed
-                if present:
-                    self._applied.append((slot, shims))
-                    slot.state, slot.reason = "applied", detail
-                    slot.modules.append(name)
-                    events.append(self._event_applied(slot, module, name, elapsed))
-                elif slot.state == "pending":
-                    slot.state, slot.reason = "skipped", f"probe: {detail}"
-                    events.append(self._event_skipped(slot, name))
+            elif present:
+                self._applied.append((slot, shims))
+                slot.state, slot.reason = "applied", detail
+                slot.modules.append(name)
+                events.append(self._event_applied(slot, module, name, elapsed))
+            elif slot.state == "pending":
+                slot.state, slot.reason = "skipped", f"probe: {detail}"
+                events.append(self._event_skipped(slot, name))
         self._emit(events)
         if failure is not None:
             raise failure

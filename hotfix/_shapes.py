@@ -29,7 +29,7 @@ def owner_module(owner: str) -> str:
 
 def _resolve_owner(owner: str, module: types.ModuleType) -> Any:
     module_name, _, qualname = owner.partition(":")
-    obj: Any = module if module.__name__ == module_name else importlib.import_module(module_name)
+    obj: Any = module if module.__name__ == module_name else resolve_object(module_name)
     for part in qualname.split(".") if qualname else ():
         obj = getattr(obj, part)
     return obj

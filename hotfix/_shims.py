@@ -52,6 +52,8 @@ class Change:
     undo: Callable[[], str | None] | None = field(default=None, repr=False)
 
     def describe(self) -> str:
+        if not self.attribute:
+            return str(self.owner)
         owner = getattr(self.owner, "__qualname__", None) or getattr(self.owner, "__name__", repr(self.owner))
         return f"{owner}.{self.attribute}"
 
@@ -85,7 +87,7 @@ def _undo_attribute(change: Change) -> str | None:
     # of proxies) around the shim, splice the shim out of the chain so their
     # wrapper now wraps what hotfix found.
     node = current
-    while isinstance(node, wrapt.ObjectProxy):
+    while isinstance(node, wrapt.BaseObjectProxy):
         inner = node.__wrapped__
         if inner is change.installed:
             if not change.existed:
