@@ -1,0 +1,193 @@
+"""Selection, status, events, logging and environment propagation."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.specifiers import SpecifierSet
+
+import hotfix
+from hotfix._runtime import select
+from test_importer import MOVED, RESTORED
+
+
+def make(patch_id: str, default: bool = True, unsafe: bool = False) -> hotfix.Patch:
+    return hotfix.Patch(
+        id=patch_id, summary="s", distribution="d", affected=SpecifierSet(">=1"), probe=lambda m: (True, ""),
+        apply=lambda m, s: None, modules=("m",), default=default, unsafe=unsafe,
+    )  # fmt: skip
+
+
+PATCHES = [make("a-one"), make("a-two"), make("b-one"), make("opt-in", default=False), make("risky", False, True)]
+
+
+@pytest.mark.parametrize(
+    ("selection", "selected"),
+    [
+        (None, {"a-one", "a-two", "b-one"}),
+        (["-a-two"], {"a-one", "b-one"}),
+        (["-a-*"], {"b-one"}),
+        (["a-*"], {"a-one", "a-two"}),
+        (["a-*", "-a-two"], {"a-one"}),
+        (["*"], {"a-one", "a-two", "b-one"}),
+        (["*", "opt-in"], {"a-one", "a-two", "b-one", "opt-in"}),
+        (["*", "risky"], {"a-one", "a-two", "b-one", "risky"}),
+        (["r*"], set()),  # a glob never turns on an unsafe patch
+    ],
+)
+def test_selection(selection: list[str] | None, selected: set[str]) -> None:
+    result = select(PATCHES, selection)
+    assert {k for k, v in result.items() if v is None} == selected
+    assert result["risky"] is not None or "risky" in selected
+
+
+def test_selection_from_the_environment(
+    fakelib: Callable[..., Path], register: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fakelib("2.0.0")
+    register(MOVED, RESTORED)
+    monkeypatch.setenv("HOTFIX_PATCHES", "fake-*, -fake-restored")
+    hotfix.enable()
+    importlib.import_module("fakelib.core")
+    status = hotfix.status()
+    assert status["fake-moved"].state == "applied"
+    assert status["fake-restored"].state == "skipped" and status["fake-restored"].reason == "denied by the selection"
+    assert status["m3-no-init-weights"].reason == "not in the selection"
+
+
+def test_status_lists_every_patch_with_versions(fakelib: Callable[..., Path], register: Callable[..., Any]) -> None:
+    fakelib("2.0.0")
+    register(MOVED)
+    before = hotfix.status()
+    assert not before.enabled and before["fake-moved"].state == "pending"
+    assert "will probe when fakelib.core is imported" in before["fake-moved"].reason
+    hotfix.enable()
+    importlib.import_module("fakelib.core")
+    status = hotfix.status()
+    assert status.enabled and status.versions["fakelib"] == "2.0.0"
+    moved = status["fake-moved"]
+    assert (moved.state, moved.modules, moved.version) == ("applied", ["fakelib.core"], "2.0.0")
+    assert moved.seconds > 0
+    assert "[applied] fake-moved on fakelib.core" in str(status)
+    assert json.loads(json.dumps(status.as_dict()))["patches"]
+
+
+def test_observer_hooks_see_every_event(fakelib: Callable[..., Path], register: Callable[..., Any]) -> None:
+    fakelib("2.0.0", extra={"fakelib/other.py": "def moved():\n    return 1\n"})
+    seen: list[tuple[str, str]] = []
+
+    class Observer:
+        @hotfix.hookimpl
+        def hotfix_patch_applied(self, patch: hotfix.Patch, module: types.ModuleType, seconds: float) -> None:
+            seen.append(("applied", patch.id))
+
+        @hotfix.hookimpl
+        def hotfix_patch_skipped(self, patch: hotfix.Patch, reason: str) -> None:
+            if patch.id.startswith("fake"):
+                seen.append(("skipped", patch.id))
+
+        @hotfix.hookimpl
+        def hotfix_patch_failed(self, patch: hotfix.Patch, error: BaseException) -> None:
+            seen.append(("failed", patch.id))
+
+        @hotfix.hookimpl
+        def hotfix_patch_reverted(self, patch: hotfix.Patch) -> None:
+            seen.append(("reverted", patch.id))
+
+    def boom(module: types.ModuleType, shims: hotfix.Shims) -> None:
+        raise RuntimeError("x")
+
+    register(
+        MOVED,
+        {**MOVED, "id": "fake-skip", "owner": "fakelib.other"},
+        hotfix.Patch(
+            id="fake-fail", summary="s", distribution="fakelib", affected=SpecifierSet(">=1"),
+            probe=lambda m: (True, ""), apply=boom, modules=("fakelib.new",),
+        ),
+    )  # fmt: skip
+    hotfix.register_plugin(Observer(), name="observer")
+    hotfix.enable()
+    importlib.import_module("fakelib.core")
+    importlib.import_module("fakelib.other")
+    importlib.import_module("fakelib.new")
+    hotfix.disable()
+    # fake-moved's probe imports fakelib.new (the new home), so fake-fail may come first.
+    assert sorted(seen[:3]) == [("applied", "fake-moved"), ("failed", "fake-fail"), ("skipped", "fake-skip")]
+    assert seen[3:] == [("reverted", "fake-moved")]
+
+
+def test_a_failing_observer_does_not_break_the_import(
+    fakelib: Callable[..., Path], register: Callable[..., Any]
+) -> None:
+    class Broken:
+        @hotfix.hookimpl
+        def hotfix_patch_applied(self, patch: hotfix.Patch, module: types.ModuleType, seconds: float) -> None:
+            raise RuntimeError("observer bug")
+
+    fakelib("2.0.0")
+    register(MOVED)
+    hotfix.register_plugin(Broken(), name="broken-observer")
+    hotfix.enable()
+    assert importlib.import_module("fakelib.core").moved() == "moved"
+
+
+def test_log_events_go_through_the_hotfix_logger(
+    fakelib: Callable[..., Path], register: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    fakelib("2.0.0")
+    register(MOVED, {**MOVED, "id": "fake-old", "affected": "<1"})
+    root_handlers = list(logging.getLogger().handlers)
+    caplog.set_level(logging.DEBUG, logger="hotfix")
+    hotfix.enable()
+    importlib.import_module("fakelib.core")
+    hotfix.disable()
+    records = [r for r in caplog.records if r.name == "hotfix"]
+    text = "\n".join(r.getMessage() for r in records)
+    assert "event='patch.applied' patch='fake-moved'" in text
+    for field in ("distribution='fakelib'", "version='2.0.0'", "module='fakelib.core'", "seconds="):
+        assert field in text
+    assert "event='patch.reverted' patch='fake-moved'" in text
+    assert "event='patch.skipped' patch='fake-old'" in text and "reason='fakelib 2.0.0 is outside <1'" in text
+    assert logging.getLogger().handlers == root_handlers
+
+
+def test_json_log_format(
+    fakelib: Callable[..., Path], register: Callable[..., Any], caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    fakelib("2.0.0")
+    register(MOVED)
+    monkeypatch.setenv("HOTFIX_LOG_FORMAT", "json")
+    caplog.set_level(logging.INFO, logger="hotfix")
+    hotfix.enable()
+    importlib.import_module("fakelib.core")
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "hotfix"]
+    applied = next(e for e in events if e["event"] == "patch.applied")
+    assert applied["patch"] == "fake-moved" and applied["module"] == "fakelib.core" and applied["level"] == "info"
+
+
+def test_enable_propagates_to_workers_through_the_environment() -> None:
+    os.environ["HOTFIX_STRICT"] = "0"
+    hotfix.enable(patches=["m3-*"], strict=True)
+    assert os.environ["HOTFIX_ENABLE"] == "1"
+    assert os.environ["HOTFIX_PATCHES"] == "m3-*"
+    assert os.environ["HOTFIX_STRICT"] == "1"
+    hotfix.disable()
+    assert "HOTFIX_ENABLE" not in os.environ and "HOTFIX_PATCHES" not in os.environ
+    assert os.environ["HOTFIX_STRICT"] == "0"
+    hotfix.enable(propagate=False)
+    assert "HOTFIX_ENABLE" not in os.environ
+
+
+def test_registering_while_enabled_is_refused() -> None:
+    hotfix.enable()
+    with pytest.raises(hotfix.HotfixError, match="disable"):
+        hotfix.register_plugin(object())
