@@ -1,0 +1,38 @@
+"""Regenerate the reference outputs of the legacy fixtures.
+
+Run it with the interpreter of the oldest matrix environment, where the
+fixtures work natively (no hotfix):
+
+    .venv-tf4.38/bin/python scripts/make_references.py
+
+It writes tests/data/legacy_lm_reference.json: the transformers version it
+ran on, the last-position logits and the greedy tokens (with and without
+cache) of the LegacyLM fixture. Tests on newer versions compare against it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "scenario.py"), "legacy_lm"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    outcome = json.loads(completed.stdout.strip().splitlines()[-1])
+    if not outcome["ok"]:
+        raise SystemExit(f"the fixture does not run natively here: {outcome['error']}")
+    reference = {"transformers": outcome["transformers"], **outcome["result"]}
+    target = ROOT / "tests" / "data" / "legacy_lm_reference.json"
+    target.write_text(json.dumps(reference, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {target} from transformers {outcome['transformers']}")
+
+
+if __name__ == "__main__":
+    main()

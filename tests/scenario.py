@@ -1,0 +1,148 @@
+"""Run one legacy-usage scenario in a fresh interpreter and print the outcome as JSON.
+
+    python tests/scenario.py NAME [--hotfix before|after] [--patches SEL] [--workdir DIR]
+
+``--hotfix before`` enables hotfix before transformers is imported, ``after``
+imports transformers first. The last line of stdout is
+``{"ok": bool, "error": str | null, "result": ..., "status": {...}}``.
+Used by the tests so that every run starts from a clean interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import traceback
+import types
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+IMPORTS = {
+    "m3": "from transformers.modeling_utils import no_init_weights\nresult = no_init_weights.__module__",
+    "m14": "import transformers.deepspeed as module\nresult = module.HfDeepSpeedConfig.__name__",
+    "g9": "from transformers.generation_utils import GenerationMixin\nresult = GenerationMixin.__name__",
+    "m4": "from transformers.utils.import_utils import is_torch_fx_available\nresult = is_torch_fx_available()",
+    "m4-utils": "from transformers.utils import is_torch_fx_available\nresult = is_torch_fx_available()",
+}
+
+
+def run_import(name: str) -> Any:
+    namespace: dict[str, Any] = {}
+    exec(IMPORTS[name], namespace)
+    return namespace["result"]
+
+
+def run_legacy_lm(workdir: Path) -> Any:
+    from legacy_models import run_legacy_lm, write_legacy_lm
+
+    return run_legacy_lm(write_legacy_lm(workdir / "legacy_lm"))
+
+
+def run_follow(workdir: Path) -> Any:
+    """A prefix-triggered patch reaches remote code loaded by get_class_in_module."""
+    import hotfix
+    from packaging.specifiers import SpecifierSet
+
+    seen: list[str] = []
+
+    def apply(module: types.ModuleType, shims: hotfix.Shims) -> None:
+        seen.append(module.__name__)
+        shims.set(module, "HOTFIX_SAW_ME", True)
+
+    class Pack:
+        @hotfix.hookimpl
+        def hotfix_patches(self) -> list[hotfix.Patch]:
+            return [
+                hotfix.Patch(
+                    id="test-follow", summary="marks remote modules", distribution="transformers",
+                    affected=SpecifierSet(">=4"), probe=lambda m: (True, "remote module"), apply=apply,
+                    prefixes=("transformers_modules.",),
+                )
+            ]  # fmt: skip
+
+    hotfix.disable()
+    hotfix.register_plugin(Pack(), name="follow")
+    hotfix.enable()
+    result = run_legacy_lm(workdir)
+    modeling = [name for name in sys.modules if name.endswith(".modeling_legacy_lm")]
+    return {"seen": sorted(seen), "modeling": modeling, "marked": [
+        bool(getattr(sys.modules[name], "HOTFIX_SAW_ME", False)) for name in modeling
+    ], "tokens": result["tokens"]}  # fmt: skip
+
+
+def run_modern(workdir: Path) -> Any:
+    """A modern Llama and GPT-2 built from configs: saved, reloaded, forward and greedy generate."""
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    builders = {
+        "llama": lambda: LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+            )
+        ),
+        "gpt2": lambda: GPT2LMHeadModel(GPT2Config(vocab_size=128, n_embd=64, n_layer=2, n_head=4, n_positions=128)),
+    }  # fmt: skip
+    results = {}
+    input_ids = torch.tensor([[1, 5, 9, 14, 20, 33], [3, 7, 7, 40, 41, 3]])
+    for name, build in builders.items():
+        torch.manual_seed(0)
+        build().save_pretrained(workdir / name)
+        model = AutoModelForCausalLM.from_pretrained(workdir / name).eval()
+        with torch.no_grad():
+            logits = model(input_ids).logits
+            tokens = model.generate(input_ids, max_new_tokens=8, do_sample=False, pad_token_id=0)
+        results[name] = {"logits": logits.flatten().tolist(), "tokens": tokens.tolist()}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("name")
+    parser.add_argument("--hotfix", choices=["before", "after"])
+    parser.add_argument("--patches")
+    parser.add_argument("--workdir")
+    args = parser.parse_args()
+    workdir = Path(args.workdir or tempfile.mkdtemp())
+    outcome: dict[str, Any] = {"ok": True, "error": None, "result": None, "status": {}}
+    selection = args.patches.split(",") if args.patches else None
+    if args.hotfix == "before":
+        import hotfix
+
+        hotfix.enable(patches=selection)
+    elif args.hotfix == "after":
+        import transformers.modeling_utils  # noqa: F401
+
+        import hotfix
+
+        hotfix.enable(patches=selection)
+    try:
+        if args.name in IMPORTS:
+            outcome["result"] = run_import(args.name)
+        elif args.name == "legacy_lm":
+            outcome["result"] = run_legacy_lm(workdir)
+        elif args.name == "modern":
+            outcome["result"] = run_modern(workdir)
+        elif args.name == "follow":
+            outcome["result"] = run_follow(workdir)
+        else:
+            raise SystemExit(f"unknown scenario {args.name}")
+    except Exception as error:  # noqa: BLE001 - reported to the test as data
+        outcome.update(ok=False, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+    if "hotfix" in sys.modules:
+        import hotfix
+
+        outcome["status"] = {p.id: {"state": p.state, "reason": p.reason} for p in hotfix.status().patches}
+    import transformers
+
+    outcome["transformers"] = transformers.__version__
+    print(json.dumps(outcome))
+
+
+if __name__ == "__main__":
+    main()
