@@ -27,7 +27,7 @@ from ._plugins import Collected, collect, make_manager
 from ._registry import Break
 from ._shims import Shims
 from ._subclass import SubclassHooks
-from ._versions import gate, installed_version
+from ._versions import clear_cache, gate, installed_version
 
 __all__ = ["RUNTIME", "PatchStatus", "Runtime", "Status", "select"]
 
@@ -208,7 +208,7 @@ class Runtime:
             self._manager = self._bundled = self._collected = None
             self._plugin_errors = []
             self.slots = {}
-            installed_version.cache_clear()
+            clear_cache()
 
     def register(self, plugin: object, name: str | None = None) -> None:
         """Register a plugin object (a local patch pack or an observer) with hotfix's PluginManager."""
@@ -249,10 +249,13 @@ class Runtime:
                 inside, why = gate(patch.affected, slot.version)
                 if deselected is not None:
                     slot.state, slot.reason = "skipped", deselected
-                elif not inside:
+                elif not inside and slot.version is not None:
                     slot.state, slot.reason = "skipped", f"{patch.distribution} {why}"
                 else:
-                    slot.active, slot.reason = True, f"waiting for {' or '.join(patch.triggers)}"
+                    waiting = f"waiting for {' or '.join(patch.triggers)}"
+                    if slot.version is None:
+                        waiting += f" ({patch.distribution} not installed yet: gated when imported)"
+                    slot.active, slot.reason = True, waiting
                     for name in patch.modules:
                         self._by_module.setdefault(name, []).append(slot)
                     for prefix in patch.prefixes:
@@ -350,6 +353,18 @@ class Runtime:
                 return
             slot.done.add(name)
             generation = self.generation
+            skipped: _Event | None = None
+            if slot.version is None:
+                # Not installed when hotfix was enabled; it is being imported now.
+                slot.version = installed_version(patch.distribution)
+                inside, why = gate(patch.affected, slot.version)
+                if not inside:
+                    slot.active = False
+                    slot.state, slot.reason = "skipped", f"{patch.distribution} {why}"
+                    skipped = self._event_skipped(slot, name)
+        if skipped is not None:
+            self._emit([skipped])
+            return
         # The probe runs outside the lock because it may import (a new home
         # of a moved name, torch for a value check). Holding hotfix's lock
         # while waiting for a module lock that another thread holds, while

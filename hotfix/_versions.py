@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import importlib.metadata
-from functools import cache
-
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["gate", "installed_version", "normalize"]
+__all__ = ["clear_cache", "gate", "installed_version", "normalize"]
 
 
-@cache
+_FOUND: dict[str, str] = {}
+
+
 def installed_version(distribution: str) -> str | None:
     """The installed version string of *distribution*, or ``None`` if absent.
 
-    Cached: distribution metadata does not change while a process runs, and the
-    gate is evaluated for every patch of every watched import.
+    A found version is cached: metadata does not change while a process runs
+    and the gate is read for every patch. An absent one is not: the
+    distribution may become visible later (a ``.pth`` processed after
+    hotfix's own, a script that extends ``sys.path``).
     """
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    version = _FOUND.get(distribution)
+    if version is None:
+        try:
+            version = _FOUND[distribution] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    return version
+
+
+def clear_cache() -> None:
+    """Forget the versions found (tests that install distributions)."""
+    _FOUND.clear()
 
 
 def normalize(version: str) -> Version | None:

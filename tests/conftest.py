@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import hotfix
+from hotfix._importer import Finder
 from hotfix._runtime import RUNTIME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,6 @@ def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     hotfix.disable()
     RUNTIME.reload()
     modules_before = set(sys.modules)
-    meta_path_before = list(sys.meta_path)
     path_before = list(sys.path)
     yield
     hotfix.disable()
@@ -44,7 +44,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             del sys.modules[name]
     sys.path[:] = path_before
     importlib.invalidate_caches()
-    assert sys.meta_path == meta_path_before, "a test left a finder on sys.meta_path"
+    assert not [f for f in sys.meta_path if isinstance(f, Finder)], "a test left hotfix's finder on sys.meta_path"
 
 
 FAKELIB = {

@@ -1,0 +1,5 @@
+"""Where thing lives now."""
+
+
+def thing() -> str:
+    return "thing"

@@ -1,0 +1,1 @@
+"""Where thing used to be."""

@@ -1,0 +1,68 @@
+"""The hotfix command: list, doctor, run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from hotfix._cli import main
+
+
+def test_list_shows_every_patch_and_what_it_would_do(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "m3-no-init-weights  (transformers >=5.0, moved-name)" in out
+    assert "here: " in out
+
+
+def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = {row["id"]: row for row in data["patches"]}
+    assert rows["g2-cache-get-max-length"]["affected"] == ">=4.49"
+    assert rows["g2-cache-get-max-length"]["catalog"] == ["G2"]
+    assert {"would", "why", "installed", "summary", "shape"} <= set(rows["m1-tied-weights-keys-list"])
+
+
+def test_doctor_reports_versions_and_uncovered_breaks(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["doctor", "--json"])
+    report: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert set(report["versions"]) >= {"torch", "transformers", "tokenizers", "accelerate", "peft", "auto_gptq"}
+    assert report["python"] == sys.version.split()[0]
+    covered = {item["id"] for item in report["would_apply"]}
+    uncovered = {item["id"] for item in report["uncovered"]}
+    if report["versions"]["transformers"]:
+        assert "m3-no-init-weights" in covered or report["versions"]["transformers"] < "5"
+    assert code == (1 if uncovered else 0)
+    assert "M3" not in uncovered  # covered by a patch wherever it applies
+
+
+def test_doctor_is_ok_when_nothing_known_is_broken(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hotfix import _doctor
+
+    monkeypatch.setattr(_doctor, "installed_version", lambda name: None)
+    assert main(["doctor"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("ok")
+
+
+def test_run_executes_the_command_with_activation() -> None:
+    code = "import os, sys; print(os.environ['HOTFIX_ENABLE'], 'hotfix' in sys.modules)"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "hotfix", "run", "--", sys.executable, "-c", code],
+        capture_output=True, text=True, env=environment, check=True,
+    )  # fmt: skip
+    assert completed.stdout.split() == ["1", "True"]
+
+
+def test_run_reports_a_missing_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run"]) == 2
+    assert main(["run", "--", "/nonexistent/command"]) == 127
+    assert "cannot run" in capsys.readouterr().err
