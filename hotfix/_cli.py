@@ -17,6 +17,7 @@ from ._runtime import RUNTIME
 
 __all__ = ["main"]
 
+
 def _list(as_json: bool) -> int:
     plans = RUNTIME.plan(None)
     patches = {p.id: p for p in RUNTIME.collected().patches}
@@ -44,6 +45,7 @@ def _list(as_json: bool) -> int:
         print(f"error: {error}", file=sys.stderr)
     return 0
 
+
 def _doctor(as_json: bool) -> int:
     report = diagnose()
     if as_json:
@@ -66,6 +68,7 @@ def _doctor(as_json: bool) -> int:
         print("ok" if report["ok"] else "not ok: see above")
     return 0 if report["ok"] else 1
 
+
 def _run(command: Sequence[str]) -> int:
     if not command:
         print("hotfix run: give a command, e.g. hotfix run -- python serve.py", file=sys.stderr)
@@ -80,6 +83,7 @@ def _run(command: Sequence[str]) -> int:
             print(f"hotfix run: cannot run {command[0]!r}: {error}", file=sys.stderr)
             return 127
     return subprocess.call(list(command), env=environment)  # pragma: no cover - non-POSIX
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hotfix", description="Keep old model code running on new ML libraries.")

@@ -30,7 +30,7 @@ import wrapt
 __all__ = ["Finder"]
 
 
-class _PostImportLoader(wrapt.BaseObjectProxy):  # type: ignore[misc]
+class _PostImportLoader(wrapt.BaseObjectProxy):  # type: ignore[type-arg]
     """The real loader, with the patches run after ``exec_module``.
 
     An ``ObjectProxy`` so that everything else the import system or a tool
@@ -148,7 +148,7 @@ class Finder(importlib.abc.MetaPathFinder):
                     return importlib.util.spec_from_loader(fullname, _ProvidedLoader(factory))
             return None
         if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _PostImportLoader(spec.loader, self._on_loaded)
+            spec.loader = _PostImportLoader(spec.loader, self._on_loaded)  # type: ignore[assignment]
         return spec
 
     def _find_real(

@@ -53,7 +53,7 @@ class Ref:
     ``hotfix.enable()`` stays cheap and imports no target library.
     """
 
-    __slots__ = ("path", "_target")
+    __slots__ = ("_target", "path")
 
     def __init__(self, path: str) -> None:
         self.path = path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 from collections.abc import Iterable
+from typing import Any
 
 import pluggy
 
@@ -66,9 +67,8 @@ def make_manager() -> tuple[pluggy.PluginManager, Bundled, list[str]]:
         try:
             manager.register(entry_point.load(), name=entry_point.name)
         except Exception as error:  # noqa: BLE001 - reported in status and logs, see docstring
-            errors.append(
-                f"plugin {entry_point.name!r} ({entry_point.value}) could not be loaded: {type(error).__name__}: {error}"
-            )
+            where = f"plugin {entry_point.name!r} ({entry_point.value})"
+            errors.append(f"{where} could not be loaded: {type(error).__name__}: {error}")
     return manager, bundled, errors
 
 
@@ -86,7 +86,8 @@ def collect(manager: pluggy.PluginManager, bundled: Bundled) -> Collected:
         plugin_name = manager.get_name(implementation.plugin) or repr(implementation.plugin)
         source = "hotfix registry" if implementation.plugin is bundled else f"plugin {plugin_name!r}"
         try:
-            contributed = list(implementation.function())
+            function: Any = implementation.function
+            contributed: list[Any] = list(function())
         except Exception as error:  # noqa: BLE001 - see docstring
             collected.errors.append(f"{source}: hotfix_patches() raised {type(error).__name__}: {error}")
             continue

@@ -177,7 +177,10 @@ def patch_from_mapping(raw: Any, source: str, position: int) -> Patch:
     probe, apply, triggers = BUILDERS[shape](details)
     if probe_ref is not None:
         probe = Ref(probe_ref)
-    return Patch(probe=probe, apply=apply, details=details, **triggers, **common)
+    return Patch(
+        probe=probe, apply=apply, details=details, modules=triggers.get("modules", ()),
+        provides=triggers.get("provides", ()), **common,
+    )  # fmt: skip
 
 
 def _shape_details(entry: _Entry, shape: str) -> dict[str, Any]:

@@ -55,7 +55,7 @@ class PatchStatus:
     source: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @final
@@ -132,7 +132,7 @@ def select(patches: Iterable[Patch], selection: Sequence[str] | None) -> dict[st
 class _Slot:
     """One patch's mutable state inside the runtime."""
 
-    __slots__ = ("patch", "state", "reason", "error", "version", "done", "modules", "seconds", "active")
+    __slots__ = ("active", "done", "error", "modules", "patch", "reason", "seconds", "state", "version")
 
     def __init__(self, patch: Patch) -> None:
         self.patch = patch
@@ -505,10 +505,7 @@ class Runtime:
     def status(self) -> Status:
         collected = self.collected()
         with self.lock:
-            if self.slots:
-                patches = [slot.status() for slot in self.slots.values()]
-            else:
-                patches = self.plan(None)
+            patches = [slot.status() for slot in self.slots.values()] if self.slots else self.plan(None)
             versions = {p.distribution: installed_version(p.distribution) for p in collected.patches}
             return Status(self.enabled, self.strict, patches, versions, list(collected.errors))
 
@@ -526,9 +523,7 @@ class Runtime:
             elif not inside:
                 slot.state, slot.reason = "skipped", f"{patch.distribution} {why}"
             else:
-                slot.reason = (
-                    f"{patch.distribution} {why}: will probe when {' or '.join(patch.triggers)} is imported"
-                )
+                slot.reason = f"{patch.distribution} {why}: will probe when {' or '.join(patch.triggers)} is imported"
             plans.append(slot.status())
         return plans
 

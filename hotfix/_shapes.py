@@ -85,7 +85,8 @@ def removed_module(entry: dict[str, Any]) -> Built:
 
 def restored_attribute(entry: dict[str, Any]) -> Built:
     owner, name, kind = entry["owner"], entry["name"], entry.get("kind", "method")
-    via, impl = entry.get("via"), entry.get("impl")
+    via: str = entry.get("via") or ""
+    impl: str | None = entry.get("impl")
 
     def probe(module: types.ModuleType) -> Finding:
         where = _resolve_owner(owner, module)

@@ -112,7 +112,7 @@ class Shims:
     :func:`hotfix.disable` can revert exactly.
     """
 
-    __slots__ = ("patch_id", "changes", "_importer", "_subclasses")
+    __slots__ = ("_importer", "_subclasses", "changes", "patch_id")
 
     def __init__(self, patch_id: str, importer: Any = None, subclasses: Any = None) -> None:
         self.patch_id = patch_id
@@ -168,8 +168,7 @@ class Shims:
         *,
         drop: Iterable[str] = (),
         rename: Mapping[str, str] | None = None,
-        positional: Callable[[tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]
-        | None = None,
+        positional: Callable[[tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]] | None = None,
     ) -> Any:
         """Wrap a callable so that it accepts the legacy call form.
 
@@ -221,7 +220,9 @@ class Shims:
 
         self.record(f"module {name}", undo)
 
-    def on_subclass(self, base: type, callback: Callable[[type, Shims], None], *, exclude: tuple[str, ...] = ()) -> None:
+    def on_subclass(
+        self, base: type, callback: Callable[[type, Shims], None], *, exclude: tuple[str, ...] = ()
+    ) -> None:
         """Run ``callback(cls, shims)`` for every subclass of *base*, existing and defined later.
 
         Classes whose ``__module__`` starts with one of *exclude* are left

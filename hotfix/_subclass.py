@@ -25,7 +25,7 @@ _Entry = tuple[int, Callback, Any, tuple[str, ...]]
 
 def _walk(base: type) -> list[type]:
     seen: dict[type, None] = {}
-    stack = list(type.__subclasses__(base))
+    stack: list[type] = list(type.__subclasses__(base))
     while stack:
         klass = stack.pop(0)
         if klass in seen:
@@ -39,7 +39,7 @@ def _walk(base: type) -> list[type]:
 class SubclassHooks:
     """The registry of subclass callbacks and the ``__init_subclass__`` hooks that run them."""
 
-    __slots__ = ("_entries", "_installed", "_lock", "_tokens", "_on_error")
+    __slots__ = ("_entries", "_installed", "_lock", "_on_error", "_tokens")
 
     def __init__(self, on_error: Callable[[Any, type, BaseException], None]) -> None:
         self._entries: dict[type, list[_Entry]] = {}
@@ -71,15 +71,16 @@ class SubclassHooks:
         original = vars(base).get("__init_subclass__")
         hooks = self
 
-        def __init_subclass__(cls: type, **kwargs: Any) -> None:
+        def __init_subclass__(cls: Any, /, **kwargs: Any) -> None:
             if original is not None:
                 original.__func__(cls, **kwargs)
             else:
-                super(base, cls).__init_subclass__(**kwargs)
+                parent: Any = super(base, cls)
+                parent.__init_subclass__(**kwargs)
             hooks._dispatch(base, cls)
 
-        installed = classmethod(__init_subclass__)
-        base.__init_subclass__ = installed  # type: ignore[assignment]
+        installed: Any = classmethod(__init_subclass__)
+        setattr(base, "__init_subclass__", installed)  # noqa: B010 - a dunder on someone else's class
         self._installed[base] = (original, installed)
 
     def _uninstall(self, base: type) -> str | None:
@@ -89,7 +90,7 @@ class SubclassHooks:
         if original is None:
             delattr(base, "__init_subclass__")
         else:
-            base.__init_subclass__ = original  # type: ignore[method-assign]
+            setattr(base, "__init_subclass__", original)  # noqa: B010 - see _install
         return None
 
     def _dispatch(self, base: type, cls: type) -> None:

@@ -78,7 +78,7 @@ def apply_get_max_length(module: types.ModuleType, shims: Shims) -> None:
 
 def _subclasses(base: type) -> list[type]:
     found: list[type] = []
-    stack = list(base.__subclasses__())
+    stack: list[type] = list(base.__subclasses__())
     while stack:
         klass = stack.pop()
         if klass not in found:

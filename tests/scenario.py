@@ -44,8 +44,9 @@ def run_legacy_lm(workdir: Path) -> Any:
 
 def run_follow(workdir: Path) -> Any:
     """A prefix-triggered patch reaches remote code loaded by get_class_in_module."""
-    import hotfix
     from packaging.specifiers import SpecifierSet
+
+    import hotfix
 
     seen: list[str] = []
 
@@ -116,7 +117,7 @@ def main() -> None:
 
         hotfix.enable(patches=selection)
     elif args.hotfix == "after":
-        import transformers.modeling_utils  # noqa: F401
+        import transformers.modeling_utils
 
         import hotfix
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from packaging.specifiers import SpecifierSet
+from test_importer import MOVED, RESTORED
 
 import hotfix
 from hotfix._runtime import select
-from test_importer import MOVED, RESTORED
 
 
 def make(patch_id: str, default: bool = True, unsafe: bool = False) -> hotfix.Patch:
@@ -172,7 +172,7 @@ def test_json_log_format(
     hotfix.enable()
     importlib.import_module("fakelib.core")
     events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "hotfix"]
-    applied = next(e for e in events if e["event"] == "patch.applied")
+    applied = next(e for e in events if e["event"] == "patch.applied" and e["patch"] == "fake-moved")
     assert applied["patch"] == "fake-moved" and applied["module"] == "fakelib.core" and applied["level"] == "info"
 
 

@@ -180,7 +180,7 @@ def test_wrap_of_a_missing_attribute_is_an_error() -> None:
 
 
 def test_primitives_that_need_the_runtime_say_so() -> None:
-    with pytest.raises(RuntimeError, match="hotfix.enable"):
+    with pytest.raises(RuntimeError, match=r"hotfix\.enable"):
         Shims("t").provide_module("x", types.ModuleType)
-    with pytest.raises(RuntimeError, match="hotfix.enable"):
+    with pytest.raises(RuntimeError, match=r"hotfix\.enable"):
         Shims("t").on_subclass(object, lambda cls, shims: None)

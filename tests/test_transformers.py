@@ -23,9 +23,9 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("torch")
 
-from hotfix._registry import load_toml  # noqa: E402
-from hotfix._resources import registry_text  # noqa: E402
-from hotfix._versions import gate, installed_version  # noqa: E402
+from hotfix._registry import load_toml
+from hotfix._resources import registry_text
+from hotfix._versions import gate, installed_version
 
 pytestmark = pytest.mark.transformers
 
@@ -36,7 +36,10 @@ REFERENCE = json.loads((TESTS / "data" / "legacy_lm_reference.json").read_text(e
 
 # patch id -> (scenario, what users saw on the affected versions)
 REPRODUCERS: dict[str, tuple[str, str]] = {
-    "m3-no-init-weights": ("m3", "ImportError: cannot import name 'no_init_weights' from 'transformers.modeling_utils'"),
+    "m3-no-init-weights": (
+        "m3",
+        "ImportError: cannot import name 'no_init_weights' from 'transformers.modeling_utils'",
+    ),
     "m14-deepspeed-module": ("m14", "ModuleNotFoundError: No module named 'transformers.deepspeed'"),
     "g9-generation-utils-module": ("g9", "ModuleNotFoundError: No module named 'transformers.generation_utils'"),
     "m4-is-torch-fx-available": ("m4", "ImportError: cannot import name 'is_torch_fx_available'"),
@@ -44,7 +47,7 @@ REPRODUCERS: dict[str, tuple[str, str]] = {
     "m1-tied-weights-keys-list": ("legacy_lm", "AttributeError: 'list' object has no attribute 'keys'"),
     "g1-extract-past-from-model-output": (
         "legacy_lm",
-        "object has no attribute '_extract_past_from_model_output'|unexpected keyword argument 'standardize_cache_format'",
+        "no attribute '_extract_past_from_model_output'|unexpected keyword argument 'standardize_cache_format'",
     ),
     # 4.49-5.22: the method is missing; 5.23+: it returns -1 and the legacy mask slicing breaks the shapes.
     "g2-cache-get-max-length": ("legacy_lm", "no attribute 'get_max_length'|must match the size of tensor"),
