@@ -102,6 +102,57 @@ def run_modern(workdir: Path) -> Any:
     return results
 
 
+def run_revert(workdir: Path) -> Any:
+    """After disable(), every namespace hotfix touched holds exactly the objects it held before."""
+    import transformers.cache_utils
+    import transformers.generation.utils
+    import transformers.modeling_utils
+    import transformers.utils
+    import transformers.utils.import_utils
+
+    import hotfix
+
+    cache_classes = [transformers.cache_utils.Cache, *transformers.cache_utils.Cache.__subclasses__()]
+    owners = [
+        transformers.modeling_utils, transformers.cache_utils, transformers.utils, transformers.utils.import_utils,
+        transformers.modeling_utils.PreTrainedModel, transformers.generation.utils.GenerationMixin, *cache_classes,
+    ]  # fmt: skip
+    before = [dict(vars(owner)) for owner in owners]
+    hotfix.enable()
+    tokens = run_legacy_lm(workdir)["tokens"]
+    import transformers.deepspeed
+
+    legacy_classes = [c for c in _all_subclasses(transformers.modeling_utils.PreTrainedModel)
+                      if c.__module__.startswith("transformers_modules.")]  # fmt: skip
+    applied = [p.id for p in hotfix.status().patches if p.state == "applied"]
+    hotfix.disable()
+    differences = []
+    for owner, snapshot in zip(owners, before, strict=True):
+        now = dict(vars(owner))
+        for key in set(snapshot) | set(now):
+            if snapshot.get(key, "<missing>") is not now.get(key, "<missing>"):
+                differences.append(f"{getattr(owner, '__name__', owner)}.{key}")
+    return {
+        "applied": applied,
+        "differences": sorted(differences),
+        "deepspeed_left": "transformers.deepspeed" in sys.modules,
+        "legacy_tied_keys": [type(vars(c).get("_tied_weights_keys")).__name__ for c in legacy_classes
+                             if "_tied_weights_keys" in vars(c)],
+        "tokens": tokens,
+    }  # fmt: skip
+
+
+def _all_subclasses(base: type) -> list[type]:
+    found: list[type] = []
+    stack = list(base.__subclasses__())
+    while stack:
+        klass = stack.pop()
+        if klass not in found:
+            found.append(klass)
+            stack.extend(klass.__subclasses__())
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("name")
@@ -127,6 +178,8 @@ def main() -> None:
             outcome["result"] = run_import(args.name)
         elif args.name == "legacy_lm":
             outcome["result"] = run_legacy_lm(workdir)
+        elif args.name == "revert":
+            outcome["result"] = run_revert(workdir)
         elif args.name == "modern":
             outcome["result"] = run_modern(workdir)
         elif args.name == "follow":

@@ -193,3 +193,22 @@ def test_registering_while_enabled_is_refused() -> None:
     hotfix.enable()
     with pytest.raises(hotfix.HotfixError, match="disable"):
         hotfix.register_plugin(object())
+
+
+def test_strict_from_the_environment(
+    fakelib: Callable[..., Path], register: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def apply(module: types.ModuleType, shims: hotfix.Shims) -> None:
+        raise RuntimeError("fault")
+
+    fakelib("2.0.0")
+    register(
+        hotfix.Patch(
+            id="fake-fail", summary="s", distribution="fakelib", affected=SpecifierSet(">=1"),
+            probe=lambda m: (True, ""), apply=apply, modules=("fakelib.core",),
+        )
+    )  # fmt: skip
+    monkeypatch.setenv("HOTFIX_STRICT", "1")
+    hotfix.enable()
+    with pytest.raises(hotfix.PatchFailedError, match="HOTFIX_PATCHES=-fake-fail"):
+        importlib.import_module("fakelib.core")

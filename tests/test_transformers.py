@@ -149,3 +149,23 @@ def test_modern_models_are_identical_with_and_without_hotfix() -> None:
         patched = scenario("modern", hotfix=when)
         assert patched["ok"], patched.get("traceback")
         assert patched["result"] == plain["result"]  # bit-for-bit: logits and greedy tokens
+
+
+def test_disable_restores_every_patched_object_exactly() -> None:
+    outcome = scenario("revert")
+    assert outcome["ok"], outcome.get("traceback")
+    result = outcome["result"]
+    assert result["differences"] == []
+    assert result["deepspeed_left"] is False
+    assert set(result["legacy_tied_keys"]) <= {"list"}
+    if any(affected(p) for p in PATCHES):
+        assert result["applied"]
+
+
+def test_enable_imports_neither_transformers_nor_torch() -> None:
+    code = (
+        "import hotfix, sys; hotfix.enable(); "
+        "assert 'transformers' not in sys.modules and 'torch' not in sys.modules, sorted(sys.modules)"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_clean_env())
+    assert completed.returncode == 0, completed.stderr

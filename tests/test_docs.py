@@ -1,0 +1,47 @@
+"""Docs that are generated or promised stay true."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hotfix import _env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_patches_page_is_up_to_date() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_patches_doc.py"), "--check"], capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_every_environment_variable_is_documented() -> None:
+    reference = (ROOT / "docs" / "environment.md").read_text(encoding="utf-8")
+    for name in (_env.ENABLE, _env.PATCHES, _env.STRICT, _env.LOG_LEVEL, _env.LOG_FORMAT):
+        assert f"`{name}`" in reference
+        assert name in (_env.__doc__ or "")
+
+
+def test_readme_gives_the_commands_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "bash scripts/setup && bash scripts/test" in readme
+    assert "bash scripts/setup && bash scripts/test" in ci
+    assert "bash scripts/setup latest && .venv/bin/python examples/demo.py" in readme
+
+
+def test_the_demo_runs() -> None:
+    pytest.importorskip("transformers")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")], capture_output=True, text=True, env=environment
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "greedy tokens: [[" in completed.stdout
+    assert "[applied] m1-tied-weights-keys-list" in completed.stdout
