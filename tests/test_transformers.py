@@ -156,7 +156,8 @@ def test_disable_restores_every_patched_object_exactly() -> None:
     assert outcome["ok"], outcome.get("traceback")
     result = outcome["result"]
     assert result["differences"] == []
-    assert result["deepspeed_left"] is False
+    # A provided module is gone after disable(); where the module really exists it stays.
+    assert result["deepspeed_left"] is not affected("m14-deepspeed-module")
     assert set(result["legacy_tied_keys"]) <= {"list"}
     if any(affected(p) for p in PATCHES):
         assert result["applied"]
