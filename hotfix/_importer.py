@@ -25,30 +25,37 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any, final
 
-import wrapt
-
 __all__ = ["Finder"]
 
+_LOADER_CLASS: list[type] = []
 
-class _PostImportLoader(wrapt.BaseObjectProxy):  # type: ignore[type-arg]
+
+def _post_import_loader(loader: Any, on_loaded: Callable[[types.ModuleType], None]) -> Any:
     """The real loader, with the patches run after ``exec_module``.
 
-    An ``ObjectProxy`` so that everything else the import system or a tool
-    asks of the loader (``get_source``, ``is_package``, ``isinstance``
-    checks) still reaches the real one.
+    A wrapt proxy so that everything else the import system or a tool asks of
+    the loader (``get_source``, ``is_package``, ``isinstance`` checks) still
+    reaches the real one. The class is made on first use so that importing
+    hotfix does not import wrapt.
     """
+    if not _LOADER_CLASS:
+        import wrapt
 
-    def __init__(self, loader: Any, on_loaded: Callable[[types.ModuleType], None]) -> None:
-        super().__init__(loader)
-        self._self_on_loaded = on_loaded
+        class _PostImportLoader(wrapt.BaseObjectProxy):  # type: ignore[type-arg]
+            def __init__(self, loader: Any, on_loaded: Callable[[types.ModuleType], None]) -> None:
+                super().__init__(loader)
+                self._self_on_loaded = on_loaded
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
-        result: types.ModuleType | None = self.__wrapped__.create_module(spec)
-        return result
+            def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+                result: types.ModuleType | None = self.__wrapped__.create_module(spec)
+                return result
 
-    def exec_module(self, module: types.ModuleType) -> None:
-        self.__wrapped__.exec_module(module)
-        self._self_on_loaded(module)
+            def exec_module(self, module: types.ModuleType) -> None:
+                self.__wrapped__.exec_module(module)
+                self._self_on_loaded(module)
+
+        _LOADER_CLASS.append(_PostImportLoader)
+    return _LOADER_CLASS[0](loader, on_loaded)
 
 
 @final
@@ -148,7 +155,7 @@ class Finder(importlib.abc.MetaPathFinder):
                     return importlib.util.spec_from_loader(fullname, _ProvidedLoader(factory))
             return None
         if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _PostImportLoader(spec.loader, self._on_loaded)  # type: ignore[assignment]
+            spec.loader = _post_import_loader(spec.loader, self._on_loaded)
         return spec
 
     def _find_real(

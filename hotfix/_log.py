@@ -13,18 +13,19 @@ import logging
 import sys
 from typing import Any
 
-import structlog
-
 from . import _env
 
-__all__ = ["configure", "logger"]
+__all__ = ["configure", "emit", "logger"]
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 _STDLIB_NAME = "hotfix"
 _state: dict[str, Any] = {"logger": None, "handler": None}
 
 
 def configure() -> None:
-    """(Re)build the logger from ``HOTFIX_LOG_LEVEL`` and ``HOTFIX_LOG_FORMAT``."""
+    """Apply ``HOTFIX_LOG_LEVEL`` and ``HOTFIX_LOG_FORMAT``; structlog is imported on the first event logged."""
+    _state["logger"] = None
     stdlib = logging.getLogger(_STDLIB_NAME)
     level = _env.log_level()
     if level is not None:
@@ -35,12 +36,18 @@ def configure() -> None:
             handler.setFormatter(logging.Formatter("%(message)s"))
             stdlib.addHandler(handler)
             _state["handler"] = handler
+
+
+def _build() -> Any:
+    import structlog
+
+    stdlib = logging.getLogger(_STDLIB_NAME)
     renderer: Any
     if _env.log_format() == "json":
         renderer = structlog.processors.JSONRenderer(sort_keys=True)
     else:
         renderer = structlog.processors.KeyValueRenderer(key_order=["event", "patch"], drop_missing=True)
-    _state["logger"] = structlog.wrap_logger(
+    return structlog.wrap_logger(
         stdlib,
         processors=[
             structlog.stdlib.filter_by_level,
@@ -56,5 +63,11 @@ def configure() -> None:
 def logger() -> Any:
     """The bound structlog logger (built on first use)."""
     if _state["logger"] is None:
-        configure()
+        _state["logger"] = _build()
     return _state["logger"]
+
+
+def emit(level: str, event: str, **fields: Any) -> None:
+    """Log *event* at *level* with *fields*; costs one level check when the level is off."""
+    if logging.getLogger(_STDLIB_NAME).isEnabledFor(_LEVELS[level]):
+        getattr(logger(), level)(event, **fields)

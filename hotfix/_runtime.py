@@ -299,7 +299,7 @@ class Runtime:
             while self._applied:
                 slot, shims = self._applied.pop()
                 for warning in shims.revert():
-                    _log.logger().warning("patch.revert_incomplete", patch=slot.patch.id, detail=warning)
+                    _log.emit("warning", "patch.revert_incomplete", patch=slot.patch.id, detail=warning)
                 reverted[slot.patch.id] = slot
             for slot in reverted.values():
                 slot.state, slot.reason = "reverted", "hotfix.disable() removed its shims"
@@ -392,7 +392,7 @@ class Runtime:
             slot.seconds += elapsed
             if error is not None:
                 for warning in shims.revert():
-                    _log.logger().warning("patch.revert_incomplete", patch=patch.id, detail=warning)
+                    _log.emit("warning", "patch.revert_incomplete", patch=patch.id, detail=warning)
                 slot.state, slot.error = "failed", f"{type(error).__name__}: {error}"
                 slot.reason = f"raised while applied on {name}; its changes were undone"
                 events.append(self._event_failed(slot, name, error))
@@ -430,8 +430,7 @@ class Runtime:
     def _subclass_failed(self, shims: Shims, cls: type, error: BaseException) -> None:
         slot = self.slots.get(shims.patch_id)
         target = f"{cls.__module__}.{cls.__qualname__}"
-        _log.logger().warning(
-            "patch.failed", patch=shims.patch_id, module=cls.__module__, target=target,
+        _log.emit("warning", "patch.failed", patch=shims.patch_id, module=cls.__module__, target=target,
             error=f"{type(error).__name__}: {error}",
         )  # fmt: skip
         if slot is not None:
@@ -447,7 +446,7 @@ class Runtime:
             try:
                 emit()
             except Exception as error:  # noqa: BLE001 - an observer must not break the host's import
-                _log.logger().warning("hook.failed", error=f"{type(error).__name__}: {error}")
+                _log.emit("warning", "hook.failed", error=f"{type(error).__name__}: {error}")
 
     def _hook(self) -> Any:
         return self.manager().hook
@@ -456,8 +455,7 @@ class Runtime:
         p = slot.patch
 
         def emit() -> None:
-            _log.logger().info(
-                "patch.applied", patch=p.id, distribution=p.distribution, version=slot.version,
+            _log.emit("info", "patch.applied", patch=p.id, distribution=p.distribution, version=slot.version,
                 module=name, seconds=round(seconds, 6), detail=slot.reason,
             )  # fmt: skip
             self._hook().hotfix_patch_applied(patch=p, module=module, seconds=seconds)
@@ -468,8 +466,7 @@ class Runtime:
         p = slot.patch
 
         def emit() -> None:
-            _log.logger().debug(
-                "patch.skipped", patch=p.id, distribution=p.distribution, version=slot.version,
+            _log.emit("debug", "patch.skipped", patch=p.id, distribution=p.distribution, version=slot.version,
                 module=name, seconds=round(slot.seconds, 6), reason=slot.reason,
             )  # fmt: skip
             self._hook().hotfix_patch_skipped(patch=p, reason=slot.reason)
@@ -480,8 +477,7 @@ class Runtime:
         p = slot.patch
 
         def emit() -> None:
-            _log.logger().warning(
-                "patch.failed", patch=p.id, distribution=p.distribution, version=slot.version,
+            _log.emit("warning", "patch.failed", patch=p.id, distribution=p.distribution, version=slot.version,
                 module=name, seconds=round(slot.seconds, 6), error=slot.error,
             )  # fmt: skip
             self._hook().hotfix_patch_failed(patch=p, error=error)
@@ -492,8 +488,7 @@ class Runtime:
         p = slot.patch
 
         def emit() -> None:
-            _log.logger().info(
-                "patch.reverted", patch=p.id, distribution=p.distribution, version=slot.version,
+            _log.emit("info", "patch.reverted", patch=p.id, distribution=p.distribution, version=slot.version,
                 module=",".join(slot.modules), seconds=0.0,
             )  # fmt: skip
             self._hook().hotfix_patch_reverted(patch=p)

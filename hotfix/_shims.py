@@ -17,8 +17,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, final
 
-import wrapt
-
 __all__ = ["Change", "Shims", "MISSING", "WrapperFunction"]
 
 WrapperFunction = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -86,6 +84,8 @@ def _undo_attribute(change: Change) -> str | None:
     # their object in place; if it is a wrapt proxy (directly or down a chain
     # of proxies) around the shim, splice the shim out of the chain so their
     # wrapper now wraps what hotfix found.
+    import wrapt  # imported when a shim is reverted or installed, not with hotfix
+
     node = current
     while isinstance(node, wrapt.BaseObjectProxy):
         inner = node.__wrapped__
@@ -156,6 +156,8 @@ class Shims:
 
     def wrap(self, owner: Any, name: str, wrapper: WrapperFunction) -> Any:
         """Wrap ``owner.name`` (its own or inherited value) with a wrapt ``FunctionWrapper``."""
+        import wrapt
+
         target = _inherited(owner, name)
         if target is MISSING:
             raise AttributeError(f"{owner!r} has no attribute {name!r} to wrap")
