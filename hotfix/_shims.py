@@ -11,6 +11,7 @@ their proxy stays and is re-pointed at the original.
 
 from __future__ import annotations
 
+import functools
 import sys
 import types
 from collections.abc import Callable, Iterable, Mapping
@@ -176,31 +177,75 @@ class Shims:
 
         *drop* lists keywords the callable no longer takes (they are removed),
         *rename* maps old keyword names to new ones, *positional* rewrites
-        ``(args, kwargs)`` for calls whose positional form changed.
+        ``(args, kwargs)`` for calls whose positional form changed; ``args`` are
+        as the function receives them (``self`` first for a method).
         """
         dropped = tuple(drop)
         renamed = tuple((rename or {}).items())
 
-        def adapter(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            if kwargs:
-                for key in dropped:
-                    kwargs.pop(key, None)
-                for old, new in renamed:
-                    if old in kwargs:
-                        kwargs[new] = kwargs.pop(old)
-            if positional is not None:
-                args, kwargs = positional(args, kwargs)
-            return wrapped(*args, **kwargs)
+        def make(function: Callable[..., Any]) -> Callable[..., Any]:
+            # Specialised closures: on a hot path the adapter costs what a
+            # hand-written replacement costs (see bench/test_shims.py).
+            if len(dropped) == 1 and not renamed and positional is None:
+                key = dropped[0]
 
-        return self.wrap(owner, name, adapter)
+                def drop_one(*args: Any, **kwargs: Any) -> Any:
+                    kwargs.pop(key, None)
+                    return function(*args, **kwargs)
+
+                return drop_one
+
+            def adapted(*args: Any, **kwargs: Any) -> Any:
+                if kwargs:
+                    for key in dropped:
+                        kwargs.pop(key, None)
+                    for old, new in renamed:
+                        if old in kwargs:
+                            kwargs[new] = kwargs.pop(old)
+                if positional is not None:
+                    args, kwargs = positional(args, kwargs)
+                return function(*args, **kwargs)
+
+            return adapted
+
+        return self._replace_callable(owner, name, make)
 
     def proxy_return(self, owner: Any, name: str, proxy: Callable[[Any], Any]) -> Any:
         """Wrap a callable so that its return value passes through *proxy* (e.g. an ``ObjectProxy`` subclass)."""
 
-        def returning(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            return proxy(wrapped(*args, **kwargs))
+        def make(function: Callable[..., Any]) -> Callable[..., Any]:
+            def returning(*args: Any, **kwargs: Any) -> Any:
+                return proxy(function(*args, **kwargs))
 
-        return self.wrap(owner, name, returning)
+            return returning
+
+        return self._replace_callable(owner, name, make)
+
+    def _replace_callable(self, owner: Any, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Any:
+        """Replace a function (plain, classmethod or staticmethod) by ``make(function)``, a plain function.
+
+        A plain function binds like the original and costs one Python call;
+        a wrapt wrapper would cost three times a hand-written adapter per call.
+        Other callables (builtins, callable objects) get a wrapt wrapper.
+        """
+        target = _inherited(owner, name)
+        if target is MISSING:
+            raise AttributeError(f"{owner!r} has no attribute {name!r} to adapt")
+        if isinstance(target, (classmethod, staticmethod)):
+            kind = type(target)
+            replacement: Any = kind(functools.update_wrapper(make(target.__func__), target.__func__))
+        elif isinstance(target, types.FunctionType):
+            replacement = functools.update_wrapper(make(target), target)
+        else:
+            made = make
+
+            def wrapper(
+                wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+            ) -> Any:
+                return made(wrapped)(*args, **kwargs)
+
+            return self.wrap(owner, name, wrapper)
+        return self.set(owner, name, replacement)
 
     def provide_module(self, name: str, factory: Callable[[], types.ModuleType]) -> None:
         """Provide a module that upstream removed; *factory* builds it on import."""

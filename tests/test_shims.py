@@ -90,7 +90,8 @@ def test_adapt_arguments_drops_renames_and_rewrites_positionals() -> None:
         module.function(1, legacy_flag=True)
 
     def swap(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return args[:1], {"b": args[1]} if len(args) > 1 else kwargs
+        # args as the function sees them: self first for a method
+        return args[:2], {"b": args[2]} if len(args) > 2 else kwargs
 
     shims.adapt_arguments(module.Base, "method", positional=swap)
     assert module.Base().method(1, 5) == ("method", 1, 5)
