@@ -33,15 +33,16 @@ HAND_FIXES = [
         "                max_cache_length = None if max_cache_length < 0 else max_cache_length",
     ),
     (
-        "self._extract_past_from_model_output(\n            outputs, standardize_cache_format=standardize_cache_format\n        )",
+        "self._extract_past_from_model_output(\n"
+        "            outputs, standardize_cache_format=standardize_cache_format\n        )",
         "outputs.past_key_values",
     ),
 ]
 
 
-def write_hand_fixed_legacy_lm(directory: Path, seed: int = 0) -> Path:
+def write_hand_fixed_legacy_lm(directory: Path, seed: int = 0, **overrides: Any) -> Path:
     """The LegacyLM checkpoint with its modeling code fixed by hand for transformers 5.x."""
-    write_legacy_lm(directory, seed)
+    write_legacy_lm(directory, seed, **overrides)
     modeling = directory / "modeling_legacy_lm.py"
     text = modeling.read_text(encoding="utf-8")
     for old, new in HAND_FIXES:

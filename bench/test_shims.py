@@ -83,6 +83,7 @@ def _cases() -> dict[str, tuple[Callable[[], Any], Callable[[], Any], Callable[[
 
     # changed return: proxy the value so that it also behaves as the legacy one
     compute = hand.compute
+
     def legacy_compute(*args: Any, **kwargs: Any) -> Any:
         return Proxy(compute(*args, **kwargs))
 

@@ -208,7 +208,7 @@ class Shims:
 
             return adapted
 
-        return self._replace_callable(owner, name, make)
+        return self.replace(owner, name, make)
 
     def proxy_return(self, owner: Any, name: str, proxy: Callable[[Any], Any]) -> Any:
         """Wrap a callable so that its return value passes through *proxy* (e.g. an ``ObjectProxy`` subclass)."""
@@ -219,10 +219,12 @@ class Shims:
 
             return returning
 
-        return self._replace_callable(owner, name, make)
+        return self.replace(owner, name, make)
 
-    def _replace_callable(self, owner: Any, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Any:
+    def replace(self, owner: Any, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Any:
         """Replace a function (plain, classmethod or staticmethod) by ``make(function)``, a plain function.
+
+        Use it rather than :meth:`wrap` on hot paths (called per token or per layer).
 
         A plain function binds like the original and costs one Python call;
         a wrapt wrapper would cost three times a hand-written adapter per call.

@@ -63,17 +63,21 @@ def apply_get_max_length(module: types.ModuleType, shims: Shims) -> None:
         shims.restore(cache, "get_max_length", get_max_length, "method")
         return
 
-    def legacy_result(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        value = wrapped(*args, **kwargs)
-        if called_from_legacy():
-            return _no_maximum_as_none(value)
-        return value
+    def make(function: Any) -> Any:
+        # A plain function, not a wrapt wrapper: it runs once per generated token.
+        def get_max_length(self: Any, *args: Any, **kwargs: Any) -> Any:
+            value = function(self, *args, **kwargs)
+            if isinstance(value, int) and value < 0 and called_from_legacy():
+                return None
+            return value
 
-    # Wrap every class that defines its own get_max_length (Cache and the
-    # subclasses that override it), so that the legacy view holds for all.
+        return get_max_length
+
+    # Replace it on every class that defines its own get_max_length (Cache and
+    # the subclasses that override it), so that the legacy view holds for all.
     for klass in (cache, *_subclasses(cache)):
         if "get_max_length" in vars(klass):
-            shims.wrap(klass, "get_max_length", legacy_result)
+            shims.replace(klass, "get_max_length", make)
 
 
 def _subclasses(base: type) -> list[type]:

@@ -51,13 +51,13 @@ def _legacy_lm_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def write_legacy_lm(directory: Path, seed: int = 0) -> Path:
-    """Write the LegacyLM checkpoint (config, weights, remote code) into *directory*."""
+def write_legacy_lm(directory: Path, seed: int = 0, **overrides: Any) -> Path:
+    """Write the LegacyLM checkpoint (config, weights, remote code) into *directory*; *overrides* change the config."""
     import torch
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
-    config = dict(LEGACY_LM_CONFIG)
+    config = {**LEGACY_LM_CONFIG, **overrides}
     generator = torch.Generator().manual_seed(seed)
     tensors = {}
     for name, shape in _legacy_lm_shapes(config).items():
