@@ -17,18 +17,59 @@ looks at the value.
 
 The shim restores ``get_max_length`` on ``Cache`` returning ``None`` where
 the cache has no maximum (``-1`` or ``None`` from the new API) and the
-maximum otherwise. Where upstream's method exists (5.23 on), modern callers
-keep its ``-1``: only calls made from legacy code (remote code modules) get
-``None``.
+maximum otherwise. Where upstream's method exists (5.23 on), every caller
+keeps its ``-1`` except legacy code that tests the result against ``None``:
+a call from a remote-code module whose code compares the value it stored
+with ``None`` (read from the caller's bytecode, once per call site). Remote
+code already fixed for 5.23 (``if max_length < 0``) keeps ``-1``.
 """
 
 from __future__ import annotations
 
+import dis
 import types
 from typing import Any
 
 from hotfix import Finding, Shims
-from hotfix._scope import called_from_legacy
+from hotfix._scope import LEGACY_PREFIXES, caller_frame
+
+_EXPECTS_NONE: dict[tuple[types.CodeType, int], bool] = {}
+
+
+def _compares_with_none(code: types.CodeType, lasti: int) -> bool:
+    """Whether the value returned by the call at *lasti* is compared with None by the calling code."""
+    instructions = list(dis.get_instructions(code))
+    after = next((i for i, ins in enumerate(instructions) if ins.offset > lasti), len(instructions))
+    following = instructions[after : after + 3]
+    if following and following[0].opname in ("STORE_FAST", "STORE_NAME", "STORE_DEREF"):
+        # The first use of the stored value decides: a None test is the legacy
+        # contract; a comparison with a number (``< 0``) is code already fixed.
+        variable = following[0].argval
+        for index in range(after + 1, len(instructions) - 1):
+            ins = instructions[index]
+            if ins.opname in ("LOAD_FAST", "LOAD_NAME", "LOAD_DEREF") and ins.argval == variable:
+                return _tests_none(instructions[index + 1 : index + 3])
+        return False
+    return _tests_none(following)
+
+
+def _tests_none(window: list[dis.Instruction]) -> bool:
+    if window and "NONE" in window[0].opname:  # POP_JUMP_*_IF_NONE / IF_NOT_NONE
+        return True
+    return any(w.opname == "LOAD_CONST" and w.argval is None for w in window) and any(
+        w.opname in ("IS_OP", "COMPARE_OP") for w in window
+    )
+
+
+def _legacy_caller_expects_none() -> bool:
+    frame = caller_frame(2)
+    if frame is None or not frame.f_globals.get("__name__", "").startswith(LEGACY_PREFIXES):
+        return False
+    key = (frame.f_code, frame.f_lasti)
+    answer = _EXPECTS_NONE.get(key)
+    if answer is None:
+        answer = _EXPECTS_NONE[key] = _compares_with_none(frame.f_code, frame.f_lasti)
+    return answer
 
 
 def _no_maximum_as_none(value: Any) -> Any:
@@ -67,7 +108,7 @@ def apply_get_max_length(module: types.ModuleType, shims: Shims) -> None:
         # A plain function, not a wrapt wrapper: it runs once per generated token.
         def get_max_length(self: Any, *args: Any, **kwargs: Any) -> Any:
             value = function(self, *args, **kwargs)
-            if isinstance(value, int) and value < 0 and called_from_legacy():
+            if isinstance(value, int) and value < 0 and _legacy_caller_expects_none():
                 return None
             return value
 

@@ -84,6 +84,46 @@ def write_legacy_lm(directory: Path, seed: int = 0, **overrides: Any) -> Path:
     return directory
 
 
+HAND_FIXES = [
+    (
+        "from transformers.modeling_utils import no_init_weights  # noqa: F401  (kept from the original repo)\n",
+        "",
+    ),
+    ("from transformers.utils.import_utils import is_torch_fx_available\n", "\n"),
+    ("if is_torch_fx_available():", "if True:"),
+    ('_tied_weights_keys = ["lm_head.weight"]', '_tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}'),
+    ("past_length = past_key_values.seen_tokens", "past_length = past_key_values.get_seq_length()"),
+    (
+        "max_cache_length = past_key_values.get_max_length()",
+        "max_cache_length = past_key_values.get_max_length()\n"
+        "                max_cache_length = None if max_cache_length < 0 else max_cache_length",
+    ),
+    (
+        "self._extract_past_from_model_output(\n"
+        "            outputs, standardize_cache_format=standardize_cache_format\n        )",
+        "outputs.past_key_values",
+    ),
+]
+
+
+def write_hand_fixed_legacy_lm(directory: Path, seed: int = 0, **overrides: Any) -> Path:
+    """The LegacyLM checkpoint with its modeling code fixed by hand for transformers 5.23+.
+
+    Its legacy API calls are rewritten the way a user would fix them (HAND_FIXES,
+    each of which must apply, so the two copies stay the same model). It is modern
+    remote code: hotfix must leave it alone.
+    """
+    write_legacy_lm(directory, seed, **overrides)
+    modeling = directory / "modeling_legacy_lm.py"
+    text = modeling.read_text(encoding="utf-8")
+    for old, new in HAND_FIXES:
+        if old not in text:
+            raise RuntimeError(f"hand fix no longer applies to the fixture: {old!r}")
+        text = text.replace(old, new)
+    modeling.write_text(text, encoding="utf-8")
+    return directory
+
+
 PROMPTS = [[1, 5, 9, 14, 20, 33], [0, 0, 1, 7, 40, 41]]
 MASK = [[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]]  # the second prompt is left-padded
 

@@ -42,6 +42,12 @@ def run_legacy_lm(workdir: Path) -> Any:
     return run_legacy_lm(write_legacy_lm(workdir / "legacy_lm"))
 
 
+def run_fixed_lm(workdir: Path) -> Any:
+    from legacy_models import run_legacy_lm, write_hand_fixed_legacy_lm
+
+    return run_legacy_lm(write_hand_fixed_legacy_lm(workdir / "legacy_lm_fixed"))
+
+
 def run_follow(workdir: Path) -> Any:
     """A prefix-triggered patch reaches remote code loaded by get_class_in_module."""
     from packaging.specifiers import SpecifierSet
@@ -178,6 +184,8 @@ def main() -> None:
             outcome["result"] = run_import(args.name)
         elif args.name == "legacy_lm":
             outcome["result"] = run_legacy_lm(workdir)
+        elif args.name == "fixed_lm":
+            outcome["result"] = run_fixed_lm(workdir)
         elif args.name == "revert":
             outcome["result"] = run_revert(workdir)
         elif args.name == "modern":

@@ -170,3 +170,17 @@ def test_enable_imports_neither_transformers_nor_torch() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_clean_env())
     assert completed.returncode == 0, completed.stderr
+
+
+def test_remote_code_already_fixed_for_the_new_api_is_left_alone() -> None:
+    """The LegacyLM fixed by hand for 5.23+ (get_max_length() == -1 means no maximum) keeps -1 under hotfix."""
+    from packaging.version import Version
+
+    if TRANSFORMERS is None or Version(TRANSFORMERS) < Version("5.23"):
+        pytest.skip("the hand-fixed copy targets transformers 5.23+, where get_max_length returns -1")
+    plain = scenario("fixed_lm")
+    patched = scenario("fixed_lm", hotfix="before")
+    assert plain["ok"], plain.get("traceback")
+    assert patched["ok"], patched.get("traceback")
+    assert patched["result"] == plain["result"]
+    assert plain["result"]["tokens"] == REFERENCE["tokens"]
