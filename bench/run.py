@@ -117,6 +117,7 @@ def _chart(results: dict[str, Any], target: Path) -> None:
         ax.barh(row, value / scale, color=colour, alpha=0.7)
         ax.plot([low / scale, high / scale], [row, row], color="black", linewidth=1)
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
     ax.set_yticks(range(len(figures)), [f"{f['item']}. {f['name']}" for f in figures], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("median ÷ target (dashed line: target; ≥ targets are met right of it, ≤ targets left of it)")
@@ -129,8 +130,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
+    parser.add_argument("--render", action="store_true", help="redraw results.md and .png from results.json")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.render:
+        results = json.loads((args.out / "results.json").read_text(encoding="utf-8"))
+        (args.out / "results.md").write_text(_table(results), encoding="utf-8")
+        _chart(results, args.out / "results.png")
+        return 0
     raw = Path(tempfile.mkdtemp()) / "pytest-benchmark.json"
     command = [sys.executable, "-m", "pytest", str(BENCH), "-q", "-p", "no:cacheprovider",
                f"--benchmark-json={raw}", "--benchmark-disable-gc"]  # fmt: skip

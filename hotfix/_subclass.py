@@ -17,13 +17,14 @@ import threading
 from collections.abc import Callable
 from typing import Any, final
 
-__all__ = ["SubclassHooks"]
+__all__ = ["SubclassHooks", "all_subclasses"]
 
 Callback = Callable[[type, Any], None]
 _Entry = tuple[int, Callback, Any, tuple[str, ...]]
 
 
-def _walk(base: type) -> list[type]:
+def all_subclasses(base: type) -> list[type]:
+    """Every subclass of *base*, direct or not, each once, parents before children."""
     seen: dict[type, None] = {}
     stack: list[type] = list(type.__subclasses__(base))
     while stack:
@@ -54,7 +55,7 @@ class SubclassHooks:
             self._entries.setdefault(base, []).append((token, callback, shims, exclude))
             if base not in self._installed:
                 self._install(base)
-        for klass in _walk(base):
+        for klass in all_subclasses(base):
             self._run_one(klass, (token, callback, shims, exclude))
         return token
 

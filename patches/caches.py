@@ -32,6 +32,7 @@ from typing import Any
 
 from hotfix import Finding, Shims
 from hotfix._scope import LEGACY_PREFIXES, caller_frame
+from hotfix._subclass import all_subclasses
 
 _EXPECTS_NONE: dict[tuple[types.CodeType, int], bool] = {}
 
@@ -116,17 +117,6 @@ def apply_get_max_length(module: types.ModuleType, shims: Shims) -> None:
 
     # Replace it on every class that defines its own get_max_length (Cache and
     # the subclasses that override it), so that the legacy view holds for all.
-    for klass in (cache, *_subclasses(cache)):
+    for klass in (cache, *all_subclasses(cache)):
         if "get_max_length" in vars(klass):
             shims.replace(klass, "get_max_length", make)
-
-
-def _subclasses(base: type) -> list[type]:
-    found: list[type] = []
-    stack: list[type] = list(base.__subclasses__())
-    while stack:
-        klass = stack.pop()
-        if klass not in found:
-            found.append(klass)
-            stack.extend(klass.__subclasses__())
-    return found

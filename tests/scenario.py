@@ -117,6 +117,7 @@ def run_revert(workdir: Path) -> Any:
     import transformers.utils.import_utils
 
     import hotfix
+    from hotfix._subclass import all_subclasses
 
     cache_classes = [transformers.cache_utils.Cache, *transformers.cache_utils.Cache.__subclasses__()]
     owners = [
@@ -128,7 +129,7 @@ def run_revert(workdir: Path) -> Any:
     tokens = run_legacy_lm(workdir)["tokens"]
     import transformers.deepspeed
 
-    legacy_classes = [c for c in _all_subclasses(transformers.modeling_utils.PreTrainedModel)
+    legacy_classes = [c for c in all_subclasses(transformers.modeling_utils.PreTrainedModel)
                       if c.__module__.startswith("transformers_modules.")]  # fmt: skip
     applied = [p.id for p in hotfix.status().patches if p.state == "applied"]
     hotfix.disable()
@@ -146,17 +147,6 @@ def run_revert(workdir: Path) -> Any:
                              if "_tied_weights_keys" in vars(c)],
         "tokens": tokens,
     }  # fmt: skip
-
-
-def _all_subclasses(base: type) -> list[type]:
-    found: list[type] = []
-    stack = list(base.__subclasses__())
-    while stack:
-        klass = stack.pop()
-        if klass not in found:
-            found.append(klass)
-            stack.extend(klass.__subclasses__())
-    return found
 
 
 def main() -> None:
