@@ -27,6 +27,14 @@ IMPORTS = {
     "g9": "from transformers.generation_utils import GenerationMixin\nresult = GenerationMixin.__name__",
     "m4": "from transformers.utils.import_utils import is_torch_fx_available\nresult = is_torch_fx_available()",
     "m4-utils": "from transformers.utils import is_torch_fx_available\nresult = is_torch_fx_available()",
+    "t3": "from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode\nresult = len(bytes_to_unicode())",
+    "m21": "from transformers.utils import is_tf_available\nresult = is_tf_available()",
+    "m21-import-utils": "from transformers.utils.import_utils import is_tf_available\nresult = is_tf_available()",
+    "m21-flax": "from transformers.utils import is_flax_available\nresult = is_flax_available()",
+    "m16-flash": "from transformers.utils import is_flash_attn_available\nresult = is_flash_attn_available()",
+    "m16-tpu": "from transformers.utils import is_torch_tpu_available\nresult = is_torch_tpu_available()",
+    "h1-commit": "from transformers.utils.hub import create_commit\nresult = create_commit.__module__",
+    "h1-repo": "from transformers.utils.hub import create_repo\nresult = create_repo.__module__",
 }
 
 
