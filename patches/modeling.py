@@ -1,4 +1,6 @@
-"""``_tied_weights_keys`` must be a dict ``{target: source}`` from transformers 5.0.
+"""Legacy model classes, adapted as they are defined.
+
+**M1: ``_tied_weights_keys`` must be a dict ``{target: source}`` from transformers 5.0.**
 
 Legacy models declare ``_tied_weights_keys = ["lm_head.weight"]``: a list of
 the parameters tied to the input embeddings. transformers 5.0 reads it as a
@@ -18,6 +20,18 @@ tensor at save time); whether weights are tied at all is still decided by
 ``config.tie_word_embeddings``, which transformers checks before reading
 the mapping. The list stays visible on the class, so code that reads
 ``cls._tied_weights_keys`` still sees what it declared.
+
+**G7: ``PreTrainedModel`` no longer inherits ``GenerationMixin`` (4.52).**
+Remote code written before that defines ``prepare_inputs_for_generation`` on
+its model and calls ``model.generate(...)``, which fails with::
+
+    AttributeError: 'InternLM2ForCausalLM' object has no attribute 'generate'
+
+(OpenGVLab/InternVL#1068). The shim appends ``GenerationMixin`` to the bases
+of a legacy class (defined outside transformers) that defines
+``prepare_inputs_for_generation`` itself and does not inherit the mixin, which
+is where 4.x had it in the MRO: after the model classes. transformers then
+also gives such a model its ``generation_config`` again.
 """
 
 from __future__ import annotations
@@ -74,3 +88,32 @@ def _adapt(cls: type, shims: Shims) -> None:
 
 def apply(module: types.ModuleType, shims: Shims) -> None:
     shims.on_subclass(module.PreTrainedModel, _adapt, exclude=("transformers.",))
+
+
+def probe_generation_mixin(module: types.ModuleType) -> Finding:
+    from transformers.generation import GenerationMixin
+
+    if issubclass(module.PreTrainedModel, GenerationMixin):
+        return False, "PreTrainedModel still inherits GenerationMixin"
+    return True, "PreTrainedModel no longer inherits GenerationMixin"
+
+
+def _add_generation_mixin(cls: type, shims: Shims) -> None:
+    from transformers.generation import GenerationMixin
+
+    if "prepare_inputs_for_generation" not in vars(cls) or issubclass(cls, GenerationMixin):
+        return
+    original = cls.__bases__
+    cls.__bases__ = (*original, GenerationMixin)
+
+    def undo() -> str | None:
+        if cls.__bases__ != (*original, GenerationMixin):
+            return f"{cls.__qualname__}.__bases__ changed after hotfix extended it; left as it is"
+        cls.__bases__ = original
+        return None
+
+    shims.record(f"{cls.__module__}.{cls.__qualname__}.__bases__ + GenerationMixin", undo)
+
+
+def apply_generation_mixin(module: types.ModuleType, shims: Shims) -> None:
+    shims.on_subclass(module.PreTrainedModel, _add_generation_mixin, exclude=("transformers.",))

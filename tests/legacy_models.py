@@ -90,6 +90,11 @@ HAND_FIXES = [
         "",
     ),
     ("from transformers.utils.import_utils import is_torch_fx_available\n", "\n"),
+    ("from transformers import PreTrainedModel\n", "from transformers import GenerationMixin, PreTrainedModel\n"),
+    (
+        "class LegacyLMForCausalLM(LegacyLMPreTrainedModel):",
+        "class LegacyLMForCausalLM(LegacyLMPreTrainedModel, GenerationMixin):",
+    ),
     ("if is_torch_fx_available():", "if True:"),
     ('_tied_weights_keys = ["lm_head.weight"]', '_tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}'),
     ("past_length = past_key_values.seen_tokens", "past_length = past_key_values.get_seq_length()"),

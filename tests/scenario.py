@@ -50,6 +50,26 @@ def run_legacy_lm(workdir: Path) -> Any:
     return run_legacy_lm(write_legacy_lm(workdir / "legacy_lm"))
 
 
+def run_direct(workdir: Path) -> Any:
+    """Build the legacy model class directly (as InternVL builds its language model), not through AutoModel."""
+    import torch
+    from legacy_models import write_legacy_lm
+    from transformers import AutoConfig
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    directory = write_legacy_lm(workdir / "legacy_lm")
+    config = AutoConfig.from_pretrained(str(directory), trust_remote_code=True)
+    model_class = get_class_from_dynamic_module("modeling_legacy_lm.LegacyLMForCausalLM", str(directory))
+    torch.manual_seed(0)
+    model = model_class(config).eval()
+    input_ids = torch.tensor([[1, 5, 9, 14, 20, 33]])
+    mask = torch.ones_like(input_ids)
+    mask[0, 0] = 0
+    with torch.no_grad():
+        tokens = model.generate(input_ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
+    return {"tokens": tokens.tolist(), "has_generation_config": model.generation_config is not None}
+
+
 def run_fixed_lm(workdir: Path) -> Any:
     from legacy_models import run_legacy_lm, write_hand_fixed_legacy_lm
 
@@ -182,6 +202,8 @@ def main() -> None:
             outcome["result"] = run_import(args.name)
         elif args.name == "legacy_lm":
             outcome["result"] = run_legacy_lm(workdir)
+        elif args.name == "direct":
+            outcome["result"] = run_direct(workdir)
         elif args.name == "fixed_lm":
             outcome["result"] = run_fixed_lm(workdir)
         elif args.name == "revert":

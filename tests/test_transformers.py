@@ -59,6 +59,7 @@ REPRODUCERS: dict[str, tuple[str, str]] = {
     ),
     # 4.49-5.22: the method is missing; 5.23+: it returns -1 and the legacy mask slicing breaks the shapes.
     "g2-cache-get-max-length": ("legacy_lm", "no attribute 'get_max_length'|must match the size of tensor"),
+    "g7-generation-mixin": ("direct", "object has no attribute 'generate'"),
     "g3-cache-seen-tokens": ("legacy_lm", "AttributeError: 'DynamicCache' object has no attribute 'seen_tokens'"),
 }
 
