@@ -177,6 +177,12 @@ def run_revert(workdir: Path) -> Any:
     }  # fmt: skip
 
 
+SCENARIOS = {
+    "legacy_lm": run_legacy_lm, "direct": run_direct, "fixed_lm": run_fixed_lm, "revert": run_revert,
+    "modern": run_modern, "follow": run_follow,
+}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("name")
@@ -197,23 +203,13 @@ def main() -> None:
         import hotfix
 
         hotfix.enable(patches=selection)
+    if args.name not in IMPORTS and args.name not in SCENARIOS:
+        raise SystemExit(f"unknown scenario {args.name}; known: {', '.join([*IMPORTS, *SCENARIOS])}")
     try:
         if args.name in IMPORTS:
             outcome["result"] = run_import(args.name)
-        elif args.name == "legacy_lm":
-            outcome["result"] = run_legacy_lm(workdir)
-        elif args.name == "direct":
-            outcome["result"] = run_direct(workdir)
-        elif args.name == "fixed_lm":
-            outcome["result"] = run_fixed_lm(workdir)
-        elif args.name == "revert":
-            outcome["result"] = run_revert(workdir)
-        elif args.name == "modern":
-            outcome["result"] = run_modern(workdir)
-        elif args.name == "follow":
-            outcome["result"] = run_follow(workdir)
         else:
-            raise SystemExit(f"unknown scenario {args.name}")
+            outcome["result"] = SCENARIOS[args.name](workdir)
     except Exception as error:  # noqa: BLE001 - reported to the test as data
         outcome.update(ok=False, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
     if "hotfix" in sys.modules:
