@@ -111,6 +111,26 @@ def fakelib(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+def always(module: object) -> tuple[bool, str]:
+    return True, "always"
+
+
+def code_patch(
+    patch_id: str,
+    apply: Callable[..., None],
+    probe: Callable[..., tuple[bool, str]] = always,
+    modules: tuple[str, ...] = ("fakelib.core",),
+    prefixes: tuple[str, ...] = (),
+) -> hotfix.Patch:
+    """A code patch on the fake library, for tests that need behaviour rather than a declaration."""
+    from packaging.specifiers import SpecifierSet
+
+    return hotfix.Patch(
+        id=patch_id, summary=patch_id, distribution="fakelib", affected=SpecifierSet(">=1"),
+        probe=probe, apply=apply, modules=modules, prefixes=prefixes,
+    )  # fmt: skip
+
+
 class PatchPack:
     """A local plugin that contributes the given declarations."""
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import code_patch
 
 import hotfix
 from hotfix._runtime import RUNTIME
@@ -230,12 +231,7 @@ def test_a_faulty_patch_leaves_its_target_importable_and_unchanged(
         raise RuntimeError("injected fault")
 
     fakelib("2.0.0")
-    register(
-        hotfix.Patch(
-            id="fake-faulty", summary="fails halfway", distribution="fakelib", affected=_spec(">=1"),
-            probe=probe, apply=apply, modules=("fakelib.core",),
-        )
-    )  # fmt: skip
+    register(code_patch("fake-faulty", apply, probe=probe))
     hotfix.enable()
     caplog.set_level("WARNING", logger="hotfix")
     core = importlib.import_module("fakelib.core")
@@ -253,12 +249,7 @@ def test_strict_mode_raises_and_still_rolls_back(fakelib: Callable[..., Path], r
         raise RuntimeError("injected fault")
 
     fakelib("2.0.0")
-    register(
-        hotfix.Patch(
-            id="fake-faulty", summary="fails", distribution="fakelib", affected=_spec(">=1"),
-            probe=lambda m: (True, "x"), apply=apply, modules=("fakelib.core",),
-        )
-    )  # fmt: skip
+    register(code_patch("fake-faulty", apply))
     hotfix.enable(strict=True)
     with pytest.raises(hotfix.PatchFailedError, match=r"patch 'fake-faulty' failed on fakelib\.core: RuntimeError"):
         importlib.import_module("fakelib.core")
@@ -280,12 +271,8 @@ def test_prefix_triggers_follow_dynamically_named_modules(
         seen.append(module.__name__)
         shims.set(module, "PATCHED", True)
 
-    register(
-        hotfix.Patch(
-            id="fake-prefix", summary="x", distribution="fakelib", affected=_spec(">=1"),
-            probe=lambda m: (hasattr(m, "VALUE"), "has VALUE"), apply=apply, prefixes=("fakeremote.",),
-        )
-    )  # fmt: skip
+    has_value = lambda m: (hasattr(m, "VALUE"), "has VALUE")  # noqa: E731
+    register(code_patch("fake-prefix", apply, probe=has_value, modules=(), prefixes=("fakeremote.",)))
     importlib.import_module("fakeremote.repo_a.modeling")  # imported before enable
     hotfix.enable()
     importlib.import_module("fakeremote.repo_b.modeling")
@@ -305,12 +292,7 @@ def test_classes_are_adapted_as_they_are_defined(fakelib: Callable[..., Path], r
     def apply(module: types.ModuleType, shims: hotfix.Shims) -> None:
         shims.on_subclass(module.Base, adapt, exclude=("fakelib.",))
 
-    register(
-        hotfix.Patch(
-            id="fake-subclass", summary="x", distribution="fakelib", affected=_spec(">=1"),
-            probe=lambda m: (True, "always"), apply=apply, modules=("fakelib.core",),
-        )
-    )  # fmt: skip
+    register(code_patch("fake-subclass", apply))
     core = importlib.import_module("fakelib.core")
 
     class Early(core.Base):  # defined before enable
@@ -400,9 +382,3 @@ def test_enable_imports_no_target_library() -> None:
     hotfix.enable()
     assert not {name for name in set(sys.modules) - before if not name.startswith("hotfix")}
     assert RUNTIME.enabled
-
-
-def _spec(text: str) -> Any:
-    from packaging.specifiers import SpecifierSet
-
-    return SpecifierSet(text)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import code_patch
 from packaging.specifiers import SpecifierSet
 from test_importer import MOVED, RESTORED
 
@@ -110,11 +111,8 @@ def test_observer_hooks_see_every_event(fakelib: Callable[..., Path], register: 
     register(
         MOVED,
         {**MOVED, "id": "fake-skip", "owner": "fakelib.other"},
-        hotfix.Patch(
-            id="fake-fail", summary="s", distribution="fakelib", affected=SpecifierSet(">=1"),
-            probe=lambda m: (True, ""), apply=boom, modules=("fakelib.new",),
-        ),
-    )  # fmt: skip
+        code_patch("fake-fail", boom, modules=("fakelib.new",)),
+    )
     hotfix.register_plugin(Observer(), name="observer")
     hotfix.enable()
     importlib.import_module("fakelib.core")
@@ -202,12 +200,7 @@ def test_strict_from_the_environment(
         raise RuntimeError("fault")
 
     fakelib("2.0.0")
-    register(
-        hotfix.Patch(
-            id="fake-fail", summary="s", distribution="fakelib", affected=SpecifierSet(">=1"),
-            probe=lambda m: (True, ""), apply=apply, modules=("fakelib.core",),
-        )
-    )  # fmt: skip
+    register(code_patch("fake-fail", apply))
     monkeypatch.setenv("HOTFIX_STRICT", "1")
     hotfix.enable()
     with pytest.raises(hotfix.PatchFailedError, match="HOTFIX_PATCHES=-fake-fail"):
