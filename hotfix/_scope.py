@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import types
 
-__all__ = ["LEGACY_PREFIXES", "called_from_legacy", "caller_frame"]
+__all__ = ["LEGACY_PREFIXES", "called_from_legacy", "called_into_from_legacy", "caller_frame"]
 
 LEGACY_PREFIXES: tuple[str, ...] = ("transformers_modules.", "auto_gptq.")
 """Module-name prefixes of code written against old APIs."""
@@ -39,3 +39,21 @@ def called_from_legacy(depth: int = 3) -> bool:
     """
     frame = caller_frame(depth)
     return frame is not None and frame.f_globals.get("__name__", "").startswith(LEGACY_PREFIXES)
+
+
+def called_into_from_legacy(library: str, depth: int = 3) -> bool:
+    """Whether the code that called into *library* (a top-level package name) is legacy code.
+
+    Walks up past hotfix's, wrapt's and *library*'s own frames: a shim on
+    ``PreTrainedModel.from_pretrained`` reached through
+    ``AutoModelForCausalLM.from_pretrained`` sees the code that called the
+    Auto class. Costs a frame walk; for entry points, not hot paths.
+    """
+    frame = caller_frame(depth)
+    own = (library + ".", "hotfix.", "wrapt.")
+    while frame is not None:
+        name: str = frame.f_globals.get("__name__", "")
+        if name != library and not name.startswith(own):
+            return name.startswith(LEGACY_PREFIXES)
+        frame = frame.f_back
+    return False

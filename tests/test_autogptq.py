@@ -1,0 +1,130 @@
+"""auto-gptq 0.7.1 on the stack installed here, with and without hotfix.
+
+Runs tests/gptq_flow.py in fresh interpreters: import, quantize + save_quantized
+(tensors equal to the stored reference checkpoint), from_quantized, forward
+logits and greedy tokens (equal to the reference outputs). The reference was
+made on auto-gptq's own 2024 stack (.venv-gptq-ref, constraints/gptq-ref.txt)
+by scripts/make_gptq_reference.py; this file runs there too, where every
+stage must pass without hotfix and hotfix's patches report themselves skipped.
+On the latest stack (.venv) ``import auto_gptq`` fails without hotfix and
+every stage passes with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotfix._registry import load_toml
+from hotfix._resources import registry_text
+from hotfix._versions import gate, installed_version
+
+if find_spec("auto_gptq") is None or find_spec("transformers") is None:
+    pytest.skip(
+        "auto-gptq is not installed here (scripts/setup puts it in .venv, .venv-gptq-ref)", allow_module_level=True
+    )
+
+pytestmark = pytest.mark.transformers
+
+TESTS = Path(__file__).resolve().parent
+FLOW = TESTS / "gptq_flow.py"
+PATCHES = {p.id: p for p in load_toml(registry_text(), "registry.toml")[0]}
+STAGES = ["import", "quantize", "from_quantized", "forward", "generate"]
+
+# patch id -> (the stage where its break shows, what users saw), in the order auto-gptq meets them.
+CANNOT_IMPORT = "ImportError: cannot import name"
+REPRODUCERS: dict[str, tuple[str, str]] = {
+    "m3-no-init-weights": ("import", f"{CANNOT_IMPORT} 'no_init_weights' from 'transformers.modeling_utils'"),
+    "h1-hub-create-commit": ("import", f"{CANNOT_IMPORT} 'create_commit' from 'transformers.utils.hub'"),
+    "h1-hub-create-repo": ("import", f"{CANNOT_IMPORT} 'create_repo' from 'transformers.utils.hub'"),
+    "p1-peft-type-to-model-mapping": ("import", f"{CANNOT_IMPORT} 'PEFT_TYPE_TO_MODEL_MAPPING' from 'peft.peft_model'"),
+    "m24-from-pretrained-hub-keywords": (
+        "quantize",
+        "TypeError: LlamaForCausalLM.__init__() got an unexpected keyword argument 'resume_download'",
+    ),
+    "m8-auto-gptq-layer-outputs": ("quantize", "RuntimeError: The size of tensor a"),
+}
+
+
+def affected(patch_id: str) -> bool:
+    patch = PATCHES[patch_id]
+    return gate(patch.affected, installed_version(patch.distribution))[0]
+
+
+BROKEN_HERE = any(affected(p) for p in REPRODUCERS)
+
+
+def run(mode: str, *args: str, **env: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
+    environment.update({"HF_HUB_OFFLINE": "1", **env})
+    completed = subprocess.run(
+        [sys.executable, str(FLOW), mode, *args], capture_output=True, text=True, env=environment, timeout=600
+    )
+    lines = [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
+    assert lines, completed.stderr[-3000:]
+    if mode == "scope":
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        return completed.returncode, {"scope": lines[-1]}
+    return completed.returncode, {line["stage"]: line for line in lines}
+
+
+def test_every_stage_matches_the_reference_with_hotfix_enabled_before_import() -> None:
+    code, stages = run("check", HOTFIX_ENABLE="1")
+    for stage in STAGES:
+        assert stages[stage]["ok"], stages[stage].get("traceback")
+    assert code == 0
+    states = stages["hotfix"]["status"]
+    for patch_id in REPRODUCERS:
+        expected = "applied" if affected(patch_id) else "skipped"
+        assert states[patch_id]["state"] == expected, (patch_id, states[patch_id])
+
+
+def test_every_stage_matches_the_reference_with_hotfix_enabled_after_the_libraries_were_imported() -> None:
+    code, stages = run("check", "--enable-after-import")
+    for stage in STAGES:
+        assert stages[stage]["ok"], stages[stage].get("traceback")
+    assert code == 0
+
+
+def test_without_hotfix_import_fails_where_the_stack_broke_it_and_works_on_the_reference_stack() -> None:
+    code, stages = run("check")
+    if BROKEN_HERE:
+        assert code != 0
+        assert not stages["import"]["ok"]
+        assert stages["import"]["error"].startswith(REPRODUCERS["m3-no-init-weights"][1])
+    else:
+        for stage in STAGES:
+            assert stages[stage]["ok"], stages[stage].get("traceback")
+
+
+@pytest.mark.parametrize("patch_id", sorted(REPRODUCERS))
+def test_each_patch_repairs_its_own_break(patch_id: str) -> None:
+    """hotfix minus one patch fails at that patch's break with the error users saw."""
+    if not affected(patch_id):
+        pytest.skip(f"{patch_id} is outside its range here (its skipped state is checked above)")
+    stage, users_saw = REPRODUCERS[patch_id]
+    code, stages = run("check", HOTFIX_ENABLE="1", HOTFIX_PATCHES=f"-{patch_id}")
+    assert code != 0
+    assert not stages[stage]["ok"]
+    assert stages[stage]["error"].startswith(users_saw), stages[stage]["error"]
+    for earlier in STAGES[: STAGES.index(stage)]:
+        assert stages[earlier]["ok"], stages[earlier].get("traceback")
+
+
+def test_shims_for_auto_gptq_leave_other_code_alone() -> None:
+    if not BROKEN_HERE:
+        pytest.skip("no auto-gptq shim is applied on this stack")
+    _, result = run("scope", HOTFIX_ENABLE="1")
+    scope = result["scope"]
+    assert scope["logits_before"] == scope["logits_after"]
+    assert scope["layer_output_before"] == scope["layer_output_after"] == "Tensor"
+    assert scope["hooks_left"] == 0
+    # Code that is not legacy keeps transformers 5's answer to a keyword it dropped.
+    assert "unexpected keyword argument 'resume_download'" in scope["resume_download"]
