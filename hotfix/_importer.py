@@ -52,7 +52,10 @@ def _post_import_loader(loader: Any, on_loaded: Callable[[types.ModuleType], Non
 
             def exec_module(self, module: types.ModuleType) -> None:
                 self.__wrapped__.exec_module(module)
-                self._self_on_loaded(module)
+                # A module may replace itself in sys.modules while it executes
+                # (transformers' _LazyModule does); the import system hands out
+                # that object, so that is the one to patch.
+                self._self_on_loaded(sys.modules.get(module.__name__, module))
 
         _LOADER_CLASS.append(_PostImportLoader)
     return _LOADER_CLASS[0](loader, on_loaded)

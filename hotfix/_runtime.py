@@ -33,6 +33,11 @@ __all__ = ["RUNTIME", "PatchStatus", "Runtime", "Status", "select"]
 
 State = Literal["pending", "applied", "skipped", "failed", "reverted"]
 DYNAMIC_LOADER = "transformers.dynamic_module_utils"
+# transformers.processing_utils calls transformers.utils.direct_transformers_import,
+# which executes transformers/__init__.py again and puts a new module object
+# in sys.modules["transformers"]: patches on the old object would be lost.
+REEXECUTOR = "transformers.utils"
+REEXECUTED = "transformers"
 
 
 @final
@@ -140,7 +145,7 @@ class _Slot:
         self.reason = ""
         self.error: str | None = None
         self.version: str | None = None
-        self.done: set[str] = set()
+        self.done: dict[str, types.ModuleType] = {}  # module name -> the module object it was applied to
         self.modules: list[str] = []
         self.seconds = 0.0
         self.active = False
@@ -267,6 +272,8 @@ class Runtime:
             exact = list(self._by_module)
             if self._by_prefix:
                 exact.append(DYNAMIC_LOADER)
+            if REEXECUTED in self._by_module:
+                exact.append(REEXECUTOR)
             self.finder = Finder(self._module_loaded, self._module_missing)
             self.finder.watch(exact, [prefix for prefix, _ in self._by_prefix], list(self._by_missing))
             # A new list, never an in-place change: importlib iterates the live
@@ -335,6 +342,8 @@ class Runtime:
         name = getattr(module, "__name__", "")
         if name == DYNAMIC_LOADER and self._by_prefix:
             self._follow_dynamic_modules(module)
+        if name == REEXECUTOR and REEXECUTED in self._by_module:
+            self._follow_reexecution(module)
         slots = list(self._by_module.get(name, ()))
         slots += [slot for prefix, slot in self._by_prefix if name.startswith(prefix)]
         for slot in slots:
@@ -349,9 +358,9 @@ class Runtime:
         name = trigger or module.__name__
         patch = slot.patch
         with self.lock:
-            if not self.enabled or not slot.active or name in slot.done:
+            if not self.enabled or not slot.active or slot.done.get(name) is module:
                 return
-            slot.done.add(name)
+            slot.done[name] = module
             generation = self.generation
             skipped: _Event | None = None
             if slot.version is None:
@@ -401,7 +410,8 @@ class Runtime:
             elif present:
                 self._applied.append((slot, shims))
                 slot.state, slot.reason = "applied", detail
-                slot.modules.append(name)
+                if name not in slot.modules:
+                    slot.modules.append(name)
                 events.append(self._event_applied(slot, module, name, elapsed))
             elif slot.state == "pending":
                 slot.state, slot.reason = "skipped", f"probe: {detail}"
@@ -426,6 +436,27 @@ class Runtime:
             if "get_class_in_module" in {c.attribute for c in self._internal.changes}:
                 return
             self._internal.wrap(module, "get_class_in_module", follow)
+
+    def _follow_reexecution(self, module: types.ModuleType) -> None:
+        """Patch the new ``transformers`` module object that ``direct_transformers_import`` leaves in sys.modules."""
+
+        def follow(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            result = wrapped(*args, **kwargs)
+            current = sys.modules.get(REEXECUTED)
+            if current is not None and self.enabled:
+                self._module_loaded(current)
+            return result
+
+        owners = [module, sys.modules.get(module.__name__ + ".import_utils")]
+        with self.lock:
+            wrapped = {(id(c.owner), c.attribute) for c in self._internal.changes}
+            for owner in owners:
+                if (
+                    owner is not None
+                    and "direct_transformers_import" in vars(owner)
+                    and (id(owner), "direct_transformers_import") not in wrapped
+                ):
+                    self._internal.wrap(owner, "direct_transformers_import", follow)
 
     def _subclass_failed(self, shims: Shims, cls: type, error: BaseException) -> None:
         slot = self.slots.get(shims.patch_id)

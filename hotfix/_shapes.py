@@ -35,12 +35,24 @@ def _resolve_owner(owner: str, module: types.ModuleType) -> Any:
     return obj
 
 
+def _present(owner: Any, name: str) -> bool:
+    """Whether *owner* has *name*, counting the lazy names a module lists in ``dir()`` but has not loaded yet."""
+    if _inherited(owner, name) is not MISSING:
+        return True
+    if isinstance(owner, types.ModuleType):
+        try:
+            return name in dir(owner)  # transformers' _LazyModule lists its lazy names here
+        except Exception:  # noqa: BLE001 -- a broken __dir__ must not break the probe
+            return False
+    return False
+
+
 def moved_name(entry: dict[str, Any]) -> Built:
     owner, name, target = entry["owner"], entry["name"], entry["target"]
 
     def probe(module: types.ModuleType) -> Finding:
         where = _resolve_owner(owner, module)
-        if _inherited(where, name) is not MISSING:
+        if _present(where, name):
             return False, f"{owner}.{name} exists"
         resolve_object(target)  # the new home must exist, or the alias would be wrong
         return True, f"{owner}.{name} is missing; it lives at {target}"
@@ -90,7 +102,7 @@ def restored_attribute(entry: dict[str, Any]) -> Built:
 
     def probe(module: types.ModuleType) -> Finding:
         where = _resolve_owner(owner, module)
-        if _inherited(where, name) is not MISSING:
+        if _present(where, name):
             return False, f"{owner}.{name} exists"
         return True, f"{owner}.{name} is missing"
 

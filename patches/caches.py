@@ -120,3 +120,31 @@ def apply_get_max_length(module: types.ModuleType, shims: Shims) -> None:
     for klass in (cache, *all_subclasses(cache)):
         if "get_max_length" in vars(klass):
             shims.replace(klass, "get_max_length", make)
+
+
+def _cache_maximum(cache: Any, layer_idx: int) -> int | None:
+    """The cache's maximum length, ``None`` for no maximum, from whichever API this version has."""
+    for name in ("get_max_cache_shape", "get_max_length"):
+        method = getattr(cache, name, None)
+        if method is None:
+            continue
+        try:
+            value = method(layer_idx)
+        except TypeError:
+            value = method()
+        return _no_maximum_as_none(value)  # type: ignore[no-any-return]
+    return None
+
+
+def get_usable_length(self: Any, new_seq_length: int, layer_idx: int | None = 0) -> int:
+    """How much of the cache the next ``new_seq_length`` tokens can attend to (the 4.x formula).
+
+    Without a maximum every cached token is usable; with one, what must be
+    evicted to make room for the new tokens is not.
+    """
+    layer = layer_idx or 0
+    previous: int = self.get_seq_length(layer)
+    maximum = _cache_maximum(self, layer)
+    if maximum is not None and previous + new_seq_length > maximum:
+        return maximum - new_seq_length
+    return previous

@@ -32,6 +32,19 @@ of a legacy class (defined outside transformers) that defines
 ``prepare_inputs_for_generation`` itself and does not inherit the mixin, which
 is where 4.x had it in the MRO: after the model classes. transformers then
 also gives such a model its ``generation_config`` again.
+
+**M2 (part): remote ``_init_weights`` re-initialises loaded weights (5.0 to 5.12).**
+transformers 5.0 runs ``initialize_weights()`` after loading and relies on an
+``_is_hf_initialized`` flag on loaded tensors that its own ``init.*``
+functions check. Legacy ``_init_weights`` writes through
+``module.weight.data.normal_(...)``, which sees no flag: every loaded weight is
+silently replaced by random values and the model produces garbage with no
+error. Upstream fixed it for custom code in a later 5.x (``_initialize_weights``
+skips a custom-code module whose own parameters and buffers were all loaded);
+the shim does the same for legacy classes on the versions without that fix,
+and for a module with some loaded and some missing tensors it puts the loaded
+values back after the legacy initialiser ran (4.x initialised only what was
+missing).
 """
 
 from __future__ import annotations
@@ -40,6 +53,7 @@ import types
 from typing import Any
 
 from hotfix import Finding, Shims
+from hotfix._scope import LEGACY_PREFIXES
 
 
 class LegacyTiedWeightsKeys:
@@ -117,3 +131,45 @@ def _add_generation_mixin(cls: type, shims: Shims) -> None:
 
 def apply_generation_mixin(module: types.ModuleType, shims: Shims) -> None:
     shims.on_subclass(module.PreTrainedModel, _add_generation_mixin, exclude=("transformers.",))
+
+
+# -- M2: legacy _init_weights re-initialising loaded weights (5.0-5.12) -------------
+
+
+def _is_legacy_model(model: Any) -> bool:
+    return type(model).__module__.startswith(LEGACY_PREFIXES)
+
+
+def probe_init_weights(module: types.ModuleType) -> Finding:
+    import inspect
+
+    method = getattr(module.PreTrainedModel, "_initialize_weights", None)
+    if method is None:
+        return False, "PreTrainedModel._initialize_weights not found"
+    if "is_custom_code" in inspect.signature(method).parameters:
+        return False, "_initialize_weights already skips loaded modules of custom code"
+    return True, "_initialize_weights runs legacy _init_weights over loaded weights"
+
+
+def apply_init_weights(module: types.ModuleType, shims: Shims) -> None:
+    import torch
+
+    def make(function: Any) -> Any:
+        def _initialize_weights(self: Any, target: Any, *args: Any, **kwargs: Any) -> Any:
+            if not _is_legacy_model(self) or getattr(target, "_is_hf_initialized", False):
+                return function(self, target, *args, **kwargs)
+            tensors = [*target.parameters(recurse=False), *(b for b in target.buffers(recurse=False) if b is not None)]
+            loaded = [t for t in tensors if getattr(t, "_is_hf_initialized", False)]
+            if tensors and len(loaded) == len(tensors):
+                target._is_hf_initialized = True
+                return None
+            saved = [(t, t.detach().clone()) for t in loaded]
+            result = function(self, target, *args, **kwargs)
+            with torch.no_grad():
+                for tensor, value in saved:
+                    tensor.copy_(value)
+            return result
+
+        return _initialize_weights
+
+    shims.replace(module.PreTrainedModel, "_initialize_weights", make)

@@ -3,7 +3,7 @@
 Run it with the interpreter of the oldest matrix environment, where the
 fixtures work natively (no hotfix):
 
-    .venv-tf4.38/bin/python scripts/make_references.py
+    .venv-tf4.40/bin/python scripts/make_references.py
 
 It writes tests/data/legacy_lm_reference.json: the transformers version it
 ran on, the last-position logits and the greedy tokens (with and without

@@ -1,11 +1,13 @@
 """Run one legacy-usage scenario in a fresh interpreter and print the outcome as JSON.
 
-    python tests/scenario.py NAME [--hotfix before|after] [--patches SEL] [--workdir DIR]
+    python tests/scenario.py NAME[,NAME...] [--hotfix before|after] [--patches SEL] [--workdir DIR]
 
 ``--hotfix before`` enables hotfix before transformers is imported, ``after``
 imports transformers first. The last line of stdout is
 ``{"ok": bool, "error": str | null, "result": ..., "status": {...}}``.
-Used by the tests so that every run starts from a clean interpreter.
+Used by the tests so that every run starts from a clean interpreter. Several
+import scenarios (comma-separated) run in one interpreter; their outcomes are
+under ``"batch"``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,79 @@ IMPORTS = {
     "m16-tpu": "from transformers.utils import is_torch_tpu_available\nresult = is_torch_tpu_available()",
     "h1-commit": "from transformers.utils.hub import create_commit\nresult = create_commit.__module__",
     "h1-repo": "from transformers.utils.hub import create_repo\nresult = create_repo.__module__",
+    "g4": "import torch\nfrom transformers.cache_utils import DynamicCache\ncache = DynamicCache()\n"
+    "cache.update(torch.zeros(1, 1, 3, 4), torch.zeros(1, 1, 3, 4), 0)\nresult = cache.get_usable_length(2)",
+    "m9-expand": "import torch\nfrom transformers.models.llama.modeling_llama import _expand_mask\n"
+    "result = (_expand_mask(torch.tensor([[0, 1, 1]]), torch.float32, 2) == 0).int().tolist()",
+    "m9-causal": "import torch\nfrom transformers.models.llama.modeling_llama import _make_causal_mask\n"
+    "result = (_make_causal_mask(torch.Size([1, 3]), torch.float32, torch.device('cpu'), 1) == 0).int().tolist()",
+    "m5-head": "from scenario import tiny_llama\nresult = tiny_llama().get_head_mask(None, 3)",
+    "m5-extended": "import torch\nfrom scenario import tiny_llama\n"
+    "mask = tiny_llama().get_extended_attention_mask(torch.tensor([[1, 1, 0]]), (1, 3), torch.device('cpu'))\n"
+    "result = [str(mask.dtype), (mask == 0).int().tolist()]",
+    "m6": "from transformers.models.llama.modeling_llama import LLAMA_ATTENTION_CLASSES, LlamaFlashAttention2, "
+    "LlamaSdpaAttention\nresult = [sorted(LLAMA_ATTENTION_CLASSES), LlamaSdpaAttention.__name__ != '']",
+    "m13-inputs": "from transformers.models.llama.modeling_llama import LLAMA_INPUTS_DOCSTRING\n"
+    "result = isinstance(LLAMA_INPUTS_DOCSTRING, str)",
+    "m13-start": "from transformers.models.llama.modeling_llama import LLAMA_START_DOCSTRING\n"
+    "result = isinstance(LLAMA_START_DOCSTRING, str)",
+    "m15": "import torch\nfrom transformers import AdamW\nfrom scenario import adamw_step\nresult = adamw_step(AdamW)",
+    "m15-optimization": "import torch\nfrom transformers.optimization import AdamW\nfrom scenario import adamw_step\n"
+    "result = adamw_step(AdamW)",
+    "g8-warper": "import torch\nfrom transformers.generation import LogitsWarper\nfrom scenario import warper_call\n"
+    "result = warper_call(LogitsWarper)",
+    "g8-warper-module": "import torch\nfrom transformers.generation.logits_process import LogitsWarper\n"
+    "from scenario import warper_call\nresult = warper_call(LogitsWarper)",
+    "g8-get-warper": "from transformers import GenerationConfig\nfrom scenario import tiny_llama\n"
+    "warpers = tiny_llama()._get_logits_warper(GenerationConfig(do_sample=True, temperature=0.5))\n"
+    "result = type(warpers).__name__",
+    "m22-disjunctive": "from transformers import DisjunctiveConstraint\nresult = DisjunctiveConstraint.__name__",
+    "m22-phrasal": "from transformers import PhrasalConstraint\nresult = PhrasalConstraint.__name__",
+    "m22-constrained": "from transformers import ConstrainedBeamSearchScorer as Scorer\nresult = Scorer.__name__",
+    "m22-beam": "from transformers import BeamSearchScorer\nresult = BeamSearchScorer.__name__",
+    "m10": "import torch\nfrom transformers.modeling_utils import shard_checkpoint\n"
+    "shards, index = shard_checkpoint({'a': torch.zeros(10), 'b': torch.zeros(10)}, max_shard_size=50)\n"
+    "result = [{k: sorted(v) for k, v in shards.items()}, index]",
 }
+
+
+def tiny_llama() -> Any:
+    """A two-layer Llama built from a config (no weights loaded), for calling model helpers."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=32,
+    )  # fmt: skip
+    return LlamaForCausalLM(config).eval()
+
+
+def adamw_step(optimizer_class: Any) -> list[list[float]]:
+    """Three AdamW steps, with and without bias correction and weight decay, as legacy training code builds it."""
+    import torch
+
+    runs = []
+    for options in ({"weight_decay": 0.0, "correct_bias": True}, {"weight_decay": 0.1, "correct_bias": False}):
+        parameter = torch.nn.Parameter(torch.ones(2))
+        optimizer = optimizer_class([parameter], lr=0.1, **options)
+        for step in range(3):
+            parameter.grad = torch.tensor([1.0, -0.5]) * (step + 1)
+            optimizer.step()
+        runs.append([round(x, 6) for x in parameter.detach().tolist()])
+    return runs
+
+
+def warper_call(base: Any) -> list[float]:
+    """A legacy warper subclass (double the scores), called the way generate calls processors."""
+    import torch
+
+    class Double(base):  # type: ignore[misc,valid-type]
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            return scores * 2
+
+    return [float(x) for x in Double()(torch.tensor([[1]]), torch.ones(1, 2)).flatten()]
 
 
 def run_import(name: str) -> Any:
@@ -183,6 +257,14 @@ SCENARIOS = {
 }  # fmt: skip
 
 
+def _run_one(name: str, workdir: Path) -> dict[str, Any]:
+    try:
+        result = run_import(name) if name in IMPORTS else SCENARIOS[name](workdir)
+    except Exception as error:  # noqa: BLE001 - reported to the test as data
+        return {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
+    return {"ok": True, "error": None, "result": result}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("name")
@@ -203,15 +285,18 @@ def main() -> None:
         import hotfix
 
         hotfix.enable(patches=selection)
-    if args.name not in IMPORTS and args.name not in SCENARIOS:
-        raise SystemExit(f"unknown scenario {args.name}; known: {', '.join([*IMPORTS, *SCENARIOS])}")
-    try:
-        if args.name in IMPORTS:
-            outcome["result"] = run_import(args.name)
-        else:
-            outcome["result"] = SCENARIOS[args.name](workdir)
-    except Exception as error:  # noqa: BLE001 - reported to the test as data
-        outcome.update(ok=False, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+    names = args.name.split(",")
+    unknown = [n for n in names if n not in IMPORTS and n not in SCENARIOS]
+    if unknown or (len(names) > 1 and any(n not in IMPORTS for n in names)):
+        raise SystemExit(
+            f"unknown scenario {', '.join(unknown) or args.name} (a comma-separated batch takes import scenarios only);"
+            f" known: {', '.join([*IMPORTS, *SCENARIOS])}"
+        )
+    if len(names) > 1:
+        # Independent import scenarios share one interpreter: a failed import has no side effect.
+        outcome["batch"] = {name: _run_one(name, workdir) for name in names}
+    else:
+        outcome.update(_run_one(names[0], workdir))
     if "hotfix" in sys.modules:
         import hotfix
 

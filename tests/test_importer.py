@@ -282,6 +282,33 @@ def test_prefix_triggers_follow_dynamically_named_modules(
     assert not hasattr(sys.modules["fakeremote.repo_a.modeling"], "PATCHED")
 
 
+def test_a_module_that_replaces_itself_while_executing_is_patched_as_importers_see_it(
+    fakelib: Callable[..., Path], register: Callable[..., Any]
+) -> None:
+    """transformers' _LazyModule puts a new object in sys.modules from its own __init__.py."""
+    lazy = """
+        import sys, types
+
+        class _Lazy(types.ModuleType):
+            pass
+
+        _replacement = _Lazy(__name__)
+        _replacement.__dict__.update({k: v for k, v in globals().items() if k != "_replacement"})
+        sys.modules[__name__] = _replacement
+        """
+    fakelib("2.0.0", {"fakelib/lazy.py": lazy})
+
+    def apply(module: types.ModuleType, shims: hotfix.Shims) -> None:
+        shims.set(module, "RESTORED", "yes")
+
+    register(code_patch("fake-lazy", apply, modules=("fakelib.lazy",)))
+    hotfix.enable()
+    from fakelib.lazy import RESTORED  # type: ignore[attr-defined]
+
+    assert RESTORED == "yes"
+    assert type(sys.modules["fakelib.lazy"]).__name__ == "_Lazy"
+
+
 def test_classes_are_adapted_as_they_are_defined(fakelib: Callable[..., Path], register: Callable[..., Any]) -> None:
     fakelib("2.0.0")
 

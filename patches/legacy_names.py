@@ -1,0 +1,201 @@
+"""Names that transformers removed and legacy code imports, restored where a sound equivalent exists.
+
+* ``*_INPUTS_DOCSTRING`` / ``*_START_DOCSTRING`` (removed in 4.52 with the
+  ``auto_docstring`` rework): remote code imports them only to decorate its
+  own classes; restored as empty strings.
+* ``LlamaFlashAttention2`` / ``LlamaSdpaAttention`` / ``LLAMA_ATTENTION_CLASSES``
+  (removed in 4.48: one ``LlamaAttention`` dispatches on
+  ``config._attn_implementation``): aliases of ``LlamaAttention``. Sound for
+  code that imports them or instantiates them with the model's config; a
+  subclass that overrides the old ``forward`` contract is not repaired.
+* ``LlamaLinearScalingRotaryEmbedding`` / ``LlamaDynamicNTKScalingRotaryEmbedding``
+  (removed in 4.48: ``LlamaRotaryEmbedding(config)`` reads the scaling from
+  ``config.rope_scaling``): the import works, constructing one raises an error
+  that says what to use instead; the old ``(dim, max_position_embeddings,
+  base, device, scaling_factor)`` contract cannot be served by the new class.
+* ``AdamW`` (removed in 4.50/4.51): restored with the 4.x update rule (eps
+  added to the uncorrected ``sqrt(v)``, optional ``correct_bias``, decoupled
+  weight decay), which ``torch.optim.AdamW`` does not reproduce exactly.
+* ``LogitsWarper`` (removed in 4.49): alias of ``LogitsProcessor``, the same
+  ``__call__(input_ids, scores)`` contract.
+* ``GenerationMixin._get_logits_warper`` (removed in 4.45, when warpers moved
+  into the processor list that ``_get_logits_processor`` builds): restored
+  returning an empty ``LogitsProcessorList``, so that legacy sampling loops do
+  not apply temperature / top-k / top-p a second time.
+* ``DisjunctiveConstraint`` and the other constrained-beam-search classes
+  (removed in 5.0, ``BeamSearchScorer`` in 4.56): importable stand-ins whose
+  construction raises an error naming the removal. Legacy helpers (e.g.
+  ``transformers_stream_generator``) import them at module level and most
+  callers never use them.
+* ``shard_checkpoint`` (removed in 4.47): restored over
+  ``huggingface_hub.split_torch_state_dict_into_shards`` with the 4.x return
+  value ``(shards, index)``.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+from hotfix import Finding, Shims
+
+EMPTY_DOCSTRING = ""
+
+
+class RemovedUpstreamError(ImportError):
+    """A legacy name hotfix can import but not run: upstream removed what it did."""
+
+
+def _stand_in(name: str, removed_in: str, advice: str) -> type:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise RemovedUpstreamError(
+            f"{name} was removed from transformers in {removed_in}; hotfix lets legacy code import it but cannot "
+            f"run it. {advice} (see hotfix docs/patches.md)"
+        )
+
+    return type(name, (), {"__init__": __init__, "__doc__": f"Removed in transformers {removed_in}: {advice}"})
+
+
+_CONSTRAINED = "Constrained beam search is gone from transformers 5; drop the constraint or pin transformers < 5."
+DisjunctiveConstraint = _stand_in("DisjunctiveConstraint", "5.0", _CONSTRAINED)
+PhrasalConstraint = _stand_in("PhrasalConstraint", "5.0", _CONSTRAINED)
+Constraint = _stand_in("Constraint", "5.0", _CONSTRAINED)
+ConstraintListState = _stand_in("ConstraintListState", "5.0", _CONSTRAINED)
+ConstrainedBeamSearchScorer = _stand_in("ConstrainedBeamSearchScorer", "5.0", _CONSTRAINED)
+BeamScorer = _stand_in("BeamScorer", "4.56", "Beam search runs inside generate(num_beams=...) now.")
+BeamSearchScorer = _stand_in("BeamSearchScorer", "4.56", "Beam search runs inside generate(num_beams=...) now.")
+_ROPE = (
+    "Build LlamaRotaryEmbedding(config) with config.rope_scaling = {'rope_type': 'linear' | 'dynamic', 'factor': f}."
+)
+LlamaLinearScalingRotaryEmbedding = _stand_in("LlamaLinearScalingRotaryEmbedding", "4.48", _ROPE)
+LlamaDynamicNTKScalingRotaryEmbedding = _stand_in("LlamaDynamicNTKScalingRotaryEmbedding", "4.48", _ROPE)
+
+
+def _adamw() -> type:
+    import math
+
+    import torch
+
+    class AdamW(torch.optim.Optimizer):  # type: ignore[misc]  # torch is untyped for mypy here
+        """transformers' removed ``AdamW`` (decoupled weight decay, eps added to the uncorrected ``sqrt(v)``).
+
+        Not ``torch.optim.AdamW``: torch adds ``eps`` after the bias
+        correction, which moves every step slightly; this keeps the 4.x update.
+        """
+
+        def __init__(
+            self,
+            params: Any,
+            lr: float = 1e-3,
+            betas: tuple[float, float] = (0.9, 0.999),
+            eps: float = 1e-6,
+            weight_decay: float = 0.0,
+            correct_bias: bool = True,
+            no_deprecation_warning: bool = False,
+        ) -> None:
+            if lr < 0.0 or eps < 0.0 or not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+                raise ValueError(f"invalid AdamW hyper-parameters: lr={lr}, betas={betas}, eps={eps}")
+            defaults = {
+                "lr": lr,
+                "betas": betas,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "correct_bias": correct_bias,
+            }
+            super().__init__(params, defaults)
+
+        def step(self, closure: Any = None) -> Any:
+            loss = None
+            if closure is not None:
+                with torch.enable_grad():
+                    loss = closure()
+            with torch.no_grad():
+                self._update()
+            return loss
+
+        def _update(self) -> None:
+            for group in self.param_groups:
+                beta1, beta2 = group["betas"]
+                for param in group["params"]:
+                    if param.grad is None:
+                        continue
+                    if param.grad.is_sparse:
+                        raise RuntimeError("AdamW does not support sparse gradients")
+                    state = self.state[param]
+                    if not state:
+                        state["step"] = 0
+                        state["exp_avg"] = torch.zeros_like(param)
+                        state["exp_avg_sq"] = torch.zeros_like(param)
+                    state["step"] += 1
+                    mean, square = state["exp_avg"], state["exp_avg_sq"]
+                    mean.mul_(beta1).add_(param.grad, alpha=1.0 - beta1)
+                    square.mul_(beta2).addcmul_(param.grad, param.grad, value=1.0 - beta2)
+                    step_size = group["lr"]
+                    if group["correct_bias"]:
+                        step_size *= math.sqrt(1.0 - beta2 ** state["step"]) / (1.0 - beta1 ** state["step"])
+                    param.addcdiv_(mean, square.sqrt().add_(group["eps"]), value=-step_size)
+                    if group["weight_decay"] > 0.0:
+                        param.add_(param, alpha=-group["lr"] * group["weight_decay"])
+
+    AdamW.__module__ = "transformers.optimization"
+    return AdamW
+
+
+_ADAMW: list[type] = []
+
+
+def probe_adamw(module: types.ModuleType) -> Finding:
+    if "AdamW" in vars(module) or "AdamW" in dir(module):  # dir(): transformers' lazy names
+        return False, f"{module.__name__}.AdamW exists"
+    return True, f"{module.__name__}.AdamW is missing"
+
+
+def apply_adamw(module: types.ModuleType, shims: Shims) -> None:
+    if not _ADAMW:
+        _ADAMW.append(_adamw())
+    shims.restore(module, "AdamW", _ADAMW[0], "value")
+
+
+def get_logits_warper(self: Any, *args: Any, **kwargs: Any) -> Any:
+    """Empty: since 4.45 ``_get_logits_processor`` already holds the warpers (temperature, top-k, top-p)."""
+    from transformers.generation.logits_process import LogitsProcessorList
+
+    return LogitsProcessorList()
+
+
+def probe_llama_attention(module: types.ModuleType) -> Finding:
+    missing = [
+        n for n in ("LlamaFlashAttention2", "LlamaSdpaAttention", "LLAMA_ATTENTION_CLASSES") if n not in vars(module)
+    ]
+    if not missing:
+        return False, "LlamaFlashAttention2, LlamaSdpaAttention and LLAMA_ATTENTION_CLASSES exist"
+    return True, f"{', '.join(missing)} missing; LlamaAttention dispatches on config._attn_implementation"
+
+
+def apply_llama_attention(module: types.ModuleType, shims: Shims) -> None:
+    attention = module.LlamaAttention
+    for name in ("LlamaFlashAttention2", "LlamaSdpaAttention"):
+        if name not in vars(module):
+            shims.alias(module, name, attention)
+    if "LLAMA_ATTENTION_CLASSES" not in vars(module):
+        classes = {"eager": attention, "flash_attention_2": attention, "sdpa": attention}
+        shims.restore(module, "LLAMA_ATTENTION_CLASSES", classes, "value")
+    for stand_in in (LlamaLinearScalingRotaryEmbedding, LlamaDynamicNTKScalingRotaryEmbedding):
+        if stand_in.__name__ not in vars(module):
+            shims.restore(module, stand_in.__name__, stand_in, "value")
+
+
+def shard_checkpoint(
+    state_dict: dict[str, Any], max_shard_size: int | str = "10GB", weights_name: str = "pytorch_model.bin"
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """The 4.x ``shard_checkpoint``: ``({file: state_dict}, index or None)``."""
+    from huggingface_hub import split_torch_state_dict_into_shards
+
+    stem, _, suffix = weights_name.rpartition(".")
+    pattern = stem + "{suffix}." + suffix
+    split = split_torch_state_dict_into_shards(state_dict, filename_pattern=pattern, max_shard_size=max_shard_size)
+    shards = {file: {name: state_dict[name] for name in names} for file, names in split.filename_to_tensors.items()}
+    if not split.is_sharded:
+        return {weights_name: dict(state_dict)}, None
+    index = {"metadata": dict(split.metadata), "weight_map": dict(split.tensor_to_filename)}
+    return shards, index
