@@ -41,14 +41,11 @@ def _unpacks_pair(frame: types.FrameType | None) -> bool:
     key = (frame.f_code, frame.f_lasti)
     answer = _UNPACKS.get(key)
     if answer is None:
-        answer = False
-        after = False
-        for instruction in dis.get_instructions(frame.f_code):
-            if after:
-                answer = instruction.opname == "UNPACK_SEQUENCE" and instruction.arg == 2
-                break
-            if instruction.offset == frame.f_lasti:
-                after = True
+        # f_lasti is the call instruction or, on 3.11+, one of the inline cache
+        # entries that follow it (dis does not list those): the instruction the
+        # result goes to is the first one listed after f_lasti.
+        following = next((i for i in dis.get_instructions(frame.f_code) if i.offset > frame.f_lasti), None)
+        answer = following is not None and following.opname == "UNPACK_SEQUENCE" and following.arg == 2
         _UNPACKS[key] = answer
     return answer
 

@@ -1,13 +1,19 @@
 """Regenerate the reference outputs of the legacy fixtures.
 
-Run it with the interpreter of the oldest matrix environment, where the
-fixtures work natively (no hotfix):
+Run each with the interpreter of the oldest environment where that fixture
+works natively (no hotfix):
 
-    .venv-tf4.40/bin/python scripts/make_references.py
+    .venv-tf4.40/bin/python scripts/make_references.py            # the LegacyLM model (DynamicCache: 4.36+)
+    .venv-tf4.33/bin/python scripts/make_references.py tokenizer  # its 2023-style tokenizer (breaks from 4.34)
 
-It writes tests/data/legacy_lm_reference.json: the transformers version it
-ran on, the last-position logits and the greedy tokens (with and without
-cache) of the LegacyLM fixture. Tests on newer versions compare against it.
+(``bash scripts/setup reference`` makes .venv-tf4.33, which is outside the
+test matrix: the tokenizer is written for transformers <= 4.33 and fails
+natively on every matrix version, which is the break it reproduces.)
+
+The model reference (tests/data/legacy_lm_reference.json) holds the
+last-position logits and the greedy tokens with and without cache; the
+tokenizer reference (tests/data/legacy_tok_reference.json) the ids, masks and
+strings of every tokenizer stage. Tests on newer versions compare against them.
 """
 
 from __future__ import annotations
@@ -21,15 +27,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
+    which = sys.argv[1] if len(sys.argv) > 1 else "model"
+    if which not in ("model", "tokenizer"):
+        raise SystemExit("usage: make_references.py [model|tokenizer]")
+    name = "legacy_lm" if which == "model" else "legacy_tok"
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "scenario.py"), "legacy_lm"],
+        [sys.executable, str(ROOT / "tests" / "scenario.py"), name],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     outcome = json.loads(completed.stdout.strip().splitlines()[-1])
     if not outcome["ok"]:
         raise SystemExit(f"the fixture does not run natively here: {outcome['error']}")
-    reference = {"transformers": outcome["transformers"], **outcome["result"]}
-    target = ROOT / "tests" / "data" / "legacy_lm_reference.json"
+    if which == "model":
+        reference = {"transformers": outcome["transformers"], **outcome["result"]}
+    else:
+        reference = {"transformers": outcome["transformers"], "result": outcome["result"]}
+    target = ROOT / "tests" / "data" / f"{name}_reference.json"
     target.write_text(json.dumps(reference, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {target} from transformers {outcome['transformers']}")
 

@@ -69,6 +69,7 @@ def write_legacy_lm(directory: Path, seed: int = 0, **overrides: Any) -> Path:
     save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
     for source in (FIXTURES / "legacy_lm").glob("*.py"):
         shutil.copy(source, directory / source.name)
+    write_legacy_lm_tokenizer(directory, config["vocab_size"])
     config.update(
         {
             "model_type": "legacy_lm",
@@ -82,6 +83,54 @@ def write_legacy_lm(directory: Path, seed: int = 0, **overrides: Any) -> Path:
     )
     (directory / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     return directory
+
+
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+
+def write_legacy_lm_tokenizer(directory: Path, vocab_size: int) -> None:
+    """vocab.txt (special tokens, then one printable character a line) and tokenizer_config.json with auto_map."""
+    characters = [chr(code) for code in range(32, 32 + vocab_size - len(SPECIAL_TOKENS))]
+    (directory / "vocab.txt").write_text("".join(t + "\n" for t in [*SPECIAL_TOKENS, *characters]), encoding="utf-8")
+    config = {
+        "tokenizer_class": "LegacyLMTokenizer",
+        "auto_map": {"AutoTokenizer": ["tokenization_legacy_lm.LegacyLMTokenizer", None]},
+        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>",
+        "padding_side": "left", "model_max_length": 64,
+    }  # fmt: skip
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
+TEXTS = ["Hello, world!", "hotfix ~ 2024", "a"]
+
+
+def run_legacy_tokenizer(directory: Path) -> dict[str, Any]:
+    """The tokenizer stages users run: load, encode, decode, pad a batch, save and reload."""
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=True)
+    single = tokenizer(TEXTS[0])["input_ids"]
+    batch = tokenizer(TEXTS, padding=True)
+    padded = tokenizer.pad({"input_ids": [single, single[:3]]}, padding="longest")
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        reloaded = AutoTokenizer.from_pretrained(tmp, trust_remote_code=True)
+        again = reloaded(TEXTS, padding=True)["input_ids"]
+    return {
+        "class": type(tokenizer).__name__,
+        "vocab_size": len(tokenizer),
+        "special_ids": [tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id],
+        "single": single,
+        "decoded": tokenizer.decode(single, skip_special_tokens=True),
+        "batch_ids": batch["input_ids"],
+        "batch_mask": batch["attention_mask"],
+        "padded_ids": padded["input_ids"],
+        "padded_mask": padded["attention_mask"],
+        "batch_decoded": tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True),
+        "reloaded_ids": again,
+    }
 
 
 HAND_FIXES = [

@@ -124,6 +124,12 @@ def run_legacy_lm(workdir: Path) -> Any:
     return run_legacy_lm(write_legacy_lm(workdir / "legacy_lm"))
 
 
+def run_legacy_tok(workdir: Path) -> Any:
+    from legacy_models import run_legacy_tokenizer, write_legacy_lm
+
+    return run_legacy_tokenizer(write_legacy_lm(workdir / "legacy_lm"))
+
+
 def run_direct(workdir: Path) -> Any:
     """Build the legacy model class directly (as InternVL builds its language model), not through AutoModel."""
     import torch
@@ -252,8 +258,8 @@ def run_revert(workdir: Path) -> Any:
 
 
 SCENARIOS = {
-    "legacy_lm": run_legacy_lm, "direct": run_direct, "fixed_lm": run_fixed_lm, "revert": run_revert,
-    "modern": run_modern, "follow": run_follow,
+    "legacy_lm": run_legacy_lm, "legacy_tok": run_legacy_tok, "direct": run_direct, "fixed_lm": run_fixed_lm,
+    "revert": run_revert, "modern": run_modern, "follow": run_follow,
 }  # fmt: skip
 
 

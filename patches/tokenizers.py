@@ -1,0 +1,168 @@
+"""Legacy slow tokenizers (ChatGLM, Baichuan, InternLM, Qwen-era remote code).
+
+**T1: the base ``__init__`` asks for the vocabulary before the subclass has one (4.34 on).**
+Since 4.34, ``PreTrainedTokenizer.__init__`` ends by registering the special
+tokens through ``_add_tokens``, which reads ``self.get_vocab()``. Remote
+tokenizers written before set their vocabulary fields *after*
+``super().__init__()``, so loading them fails with::
+
+    AttributeError: 'ChatGLMTokenizer' object has no attribute 'tokenizer'
+
+(huggingface/transformers#26340, baichuan-inc/Baichuan2#226; on 4.4x the
+``except`` around it reports a missing protobuf instead). The shim wraps the
+``__init__`` of tokenizer classes defined outside transformers: while it runs,
+an ``_add_tokens`` (or, from 5.0, ``_update_total_vocab_size``) call that
+fails with ``AttributeError`` because the instance is not built yet is put
+aside and replayed, in order, when that ``__init__`` returns. Tokenizers whose fields are ready (modern remote code)
+never fail there and see no change. Token ids passed in
+``added_tokens_decoder`` (tokenizer_config.json) are set by the base class
+before any of this and keep their ids.
+
+**T2: ``pad()`` passes ``padding_side=`` to ``_pad`` (4.45 on).**
+Legacy tokenizers override ``_pad`` with the old signature and fail with::
+
+    TypeError: ChatGLMTokenizer._pad() got an unexpected keyword argument 'padding_side'
+
+(zai-org/ChatGLM3#1324, zai-org/GLM-4#578). The shim wraps such overrides (a
+``_pad`` without ``padding_side`` or ``**kwargs``): the keyword is taken off
+and, for the duration of the call, becomes ``self.padding_side``, which is
+where the old ``_pad`` read it from.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from typing import Any
+
+from hotfix import Finding, Shims
+
+_PENDING = "_hotfix_pending_added_tokens"
+_BASE_NAMES = ("PreTrainedTokenizer", "PythonBackend")
+
+
+def _base(module: types.ModuleType) -> type | None:
+    for name in _BASE_NAMES:
+        base = vars(module).get(name)
+        if isinstance(base, type):
+            return base
+    return None
+
+
+def probe_init_order(module: types.ModuleType) -> Finding:
+    base = _base(module)
+    if base is None:
+        return False, f"{module.__name__} defines no PreTrainedTokenizer"
+    try:
+        source = inspect.getsource(base.__init__)  # type: ignore[misc]
+    except (OSError, TypeError):
+        return True, "cannot read PreTrainedTokenizer.__init__; assuming it registers tokens at init (4.34+)"
+    if "_add_tokens" in source:
+        return (
+            True,
+            "PreTrainedTokenizer.__init__ registers special tokens through get_vocab() before subclasses set up",
+        )
+    return False, "PreTrainedTokenizer.__init__ does not register tokens"
+
+
+# Methods the base __init__ calls that read the vocabulary (5.0 added the second).
+_DEFERRABLE = ("_add_tokens", "_update_total_vocab_size")
+
+
+def _defer_when_unbuilt(name: str) -> Any:
+    def make(function: Any) -> Any:
+        def deferrable(self: Any, *args: Any, **kwargs: Any) -> Any:
+            pending = self.__dict__.get(_PENDING)
+            if pending is None:
+                return function(self, *args, **kwargs)
+            try:
+                return function(self, *args, **kwargs)
+            except AttributeError:
+                # The legacy subclass has not set its vocabulary fields yet.
+                pending.append((name, args, kwargs))
+                return 0
+
+        return deferrable
+
+    return make
+
+
+def _wrap_legacy_init(cls: type, shims: Shims) -> None:
+    if "__init__" not in vars(cls):
+        return
+
+    def make(function: Any) -> Any:
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            if _PENDING in self.__dict__:  # a legacy subclass of a legacy tokenizer: the outermost replays
+                function(self, *args, **kwargs)
+                return
+            self.__dict__[_PENDING] = []
+            try:
+                function(self, *args, **kwargs)
+            finally:
+                pending = self.__dict__.pop(_PENDING, [])
+            for name, call_args, call_kwargs in pending:
+                getattr(self, name)(*call_args, **call_kwargs)
+
+        return __init__
+
+    shims.replace(cls, "__init__", make)
+
+
+def apply_init_order(module: types.ModuleType, shims: Shims) -> None:
+    base = _base(module)
+    assert base is not None  # the probe said so
+    if "_hotfix_t1" in vars(base):
+        return  # reached through another module name for the same class
+    shims.set(base, "_hotfix_t1", True)
+    for name in _DEFERRABLE:
+        if hasattr(base, name):
+            shims.replace(base, name, _defer_when_unbuilt(name))
+    shims.on_subclass(base, _wrap_legacy_init, exclude=("transformers.",))
+
+
+def _takes_padding_side(function: Any) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return True
+    return "padding_side" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def probe_pad_padding_side(module: types.ModuleType) -> Finding:
+    base = _base(module)
+    if base is None:
+        return False, f"{module.__name__} defines no PreTrainedTokenizer"
+    if "padding_side" in inspect.signature(base._pad).parameters:
+        return True, "pad() passes padding_side= to _pad; legacy overrides do not take it"
+    return False, "_pad takes no padding_side"
+
+
+def _wrap_legacy_pad(cls: type, shims: Shims) -> None:
+    own = vars(cls).get("_pad")
+    if own is None or _takes_padding_side(own):
+        return
+
+    def make(function: Any) -> Any:
+        def _pad(self: Any, *args: Any, padding_side: str | None = None, **kwargs: Any) -> Any:
+            if padding_side is None or padding_side == getattr(self, "padding_side", None):
+                return function(self, *args, **kwargs)
+            saved = self.padding_side
+            self.padding_side = padding_side
+            try:
+                return function(self, *args, **kwargs)
+            finally:
+                self.padding_side = saved
+
+        return _pad
+
+    shims.replace(cls, "_pad", make)
+
+
+def apply_pad_padding_side(module: types.ModuleType, shims: Shims) -> None:
+    base = _base(module)
+    assert base is not None
+    if "_hotfix_t2" in vars(base):
+        return
+    shims.set(base, "_hotfix_t2", True)
+    shims.on_subclass(base, _wrap_legacy_pad, exclude=("transformers.",))
