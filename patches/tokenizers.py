@@ -133,7 +133,7 @@ def probe_pad_padding_side(module: types.ModuleType) -> Finding:
     base = _base(module)
     if base is None:
         return False, f"{module.__name__} defines no PreTrainedTokenizer"
-    if "padding_side" in inspect.signature(base._pad).parameters:
+    if "padding_side" in inspect.signature(getattr(base, "_pad")).parameters:  # noqa: B009
         return True, "pad() passes padding_side= to _pad; legacy overrides do not take it"
     return False, "_pad takes no padding_side"
 
