@@ -33,14 +33,19 @@ def _list(as_json: bool) -> int:
             }
         )  # fmt: skip
     errors = RUNTIME.collected().errors
+    refusals = [{"id": b.id, "summary": b.summary, "why": b.refused} for b in RUNTIME.breaks() if b.refused]
     if as_json:
-        print(json.dumps({"patches": rows, "errors": errors}, indent=2))
+        print(json.dumps({"patches": rows, "refused": refusals, "errors": errors}, indent=2))
         return 0
     for row in rows:
         flags = "" if row["default"] else (" [unsafe, opt-in]" if row["unsafe"] else " [opt-in]")
         print(f"{row['id']}{flags}  ({row['distribution']} {row['affected']}, {row['shape']})")
         print(f"    {row['summary']}")
         print(f"    here: {row['would']}: {row['why']}")
+    for refusal in refusals:
+        print(f"{refusal['id']}  [refused: not shimmed by design]")
+        print(f"    {refusal['summary']}")
+        print(f"    why: {refusal['why']}")
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     return 0
@@ -63,6 +68,10 @@ def _doctor(as_json: bool) -> int:
             print(f"known breaks in this environment that no patch covers: {len(report['uncovered'])}")
             for item in report["uncovered"]:
                 print(f"  {item['id']} ({item['distribution']} {item['affected']}): {item['summary']}")
+        if report["refused"]:
+            print(f"known breaks here that hotfix refuses to shim (see docs/patches.md): {len(report['refused'])}")
+            for item in report["refused"]:
+                print(f"  {item['id']}: {item['why']}")
         for error in report["registry_errors"]:
             print(f"registry error: {error}")
         print("ok" if report["ok"] else "not ok: see above")

@@ -44,11 +44,13 @@ def diagnose() -> dict[str, Any]:
     patches = {p.id: p for p in RUNTIME.collected().patches}
     would_apply = [p for p in plans if p.state == "pending"]
     covered = {catalog for p in would_apply for catalog in patches[p.id].catalog}
-    uncovered = []
+    uncovered, refused = [], []
     for known in RUNTIME.breaks():
         version = installed_version(known.distribution)
         inside, _ = gate(known.affected, version)
-        if inside and known.id not in covered:
+        if inside and known.id not in covered and known.refused:
+            refused.append({"id": known.id, "summary": known.summary, "why": known.refused})
+        elif inside and known.id not in covered:
             uncovered.append(
                 {"id": known.id, "distribution": known.distribution, "version": version,
                  "affected": str(known.affected), "summary": known.summary}
@@ -60,6 +62,7 @@ def diagnose() -> dict[str, Any]:
         "torch": _torch_details(),
         "would_apply": [{"id": p.id, "reason": p.reason} for p in would_apply],
         "uncovered": uncovered,
+        "refused": refused,
         "registry_errors": list(RUNTIME.collected().errors),
         "ok": not uncovered and not RUNTIME.collected().errors,
     }

@@ -56,6 +56,8 @@ class Break:
     distribution: str
     affected: SpecifierSet
     error: str = ""
+    refused: str = ""
+    """Why hotfix deliberately does not shim this break ("" when it does or may)."""
 
 
 class _Entry:
@@ -226,7 +228,7 @@ def break_from_mapping(raw: Any, source: str, position: int) -> Break:
     if isinstance(raw.get("id"), str) and raw["id"]:
         label = f"break {raw['id']!r}"
     entry = _Entry(source, label, raw)
-    unknown = sorted(set(raw) - {"id", "summary", "distribution", "affected", "error"})
+    unknown = sorted(set(raw) - {"id", "summary", "distribution", "affected", "error", "refused"})
     if unknown:
         raise entry.fail(f"unknown key(s) {', '.join(map(repr, unknown))}")
     break_id = entry.string("id", pattern=re.compile(r"^[A-Z][A-Z0-9]*$"))
@@ -234,8 +236,9 @@ def break_from_mapping(raw: Any, source: str, position: int) -> Break:
     distribution = entry.string("distribution")
     assert break_id is not None and summary is not None and distribution is not None
     return Break(
-        break_id, summary, distribution, entry.specifier("affected"), entry.string("error", required=False) or ""
-    )
+        break_id, summary, distribution, entry.specifier("affected"),
+        entry.string("error", required=False) or "", entry.string("refused", required=False) or "",
+    )  # fmt: skip
 
 
 def load_toml(text: str, source: str) -> tuple[list[Patch], list[Break]]:

@@ -173,3 +173,48 @@ def apply_init_weights(module: types.ModuleType, shims: Shims) -> None:
         return _initialize_weights
 
     shims.replace(module.PreTrainedModel, "_initialize_weights", make)
+
+
+# -- M23: legacy models with their own generate() get no generation_config (5.0) -----
+
+
+def probe_generation_config(module: types.ModuleType) -> Finding:
+    code = module.PreTrainedModel.can_generate.__func__.__code__
+    if "generate" in code.co_names:  # 4.x up to 4.44 looked at cls.generate
+        return False, "can_generate() still counts an overridden generate()"
+    return True, "can_generate() ignores an overridden generate(): such models get no generation_config"
+
+
+def _defines_generate(cls: type) -> bool:
+    return any("generate" in vars(klass) for klass in cls.__mro__ if klass.__module__.startswith(LEGACY_PREFIXES))
+
+
+def _legacy_generation_config(config: Any) -> Any:
+    """``GenerationConfig.from_model_config`` with the 4.x defaults filled in (5.x leaves unset values None)."""
+    from transformers import GenerationConfig
+
+    generation_config = GenerationConfig.from_model_config(config)
+    defaults = getattr(GenerationConfig, "_get_default_generation_params", None)
+    for name, value in (defaults() if defaults is not None else {}).items():
+        if getattr(generation_config, name, None) is None:
+            setattr(generation_config, name, value)
+    return generation_config
+
+
+def _give_generation_config(cls: type, shims: Shims) -> None:
+    if "__init__" not in vars(cls) or not _defines_generate(cls):
+        return
+
+    def make(function: Any) -> Any:
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            function(self, *args, **kwargs)
+            if getattr(self, "generation_config", None) is None and getattr(self, "config", None) is not None:
+                self.generation_config = _legacy_generation_config(self.config)
+
+        return __init__
+
+    shims.replace(cls, "__init__", make)
+
+
+def apply_generation_config(module: types.ModuleType, shims: Shims) -> None:
+    shims.on_subclass(module.PreTrainedModel, _give_generation_config, exclude=("transformers.",))

@@ -17,23 +17,19 @@ from hotfix._resources import registry_text  # noqa: E402
 
 TARGET = ROOT / "docs" / "patches.md"
 
-NOT_SHIMMED = """
+NOT_SHIMMED_INTRO = """
 ## Breaks deliberately not shimmed
 
-| break | why |
-| --- | --- |
-| X1 `torch.load(weights_only=True)` default (torch 2.6) | {X1} |
+Catalog rows marked `refused` in `registry.toml`; `hotfix list` and `hotfix doctor` show them with the reason.
 
+| break | what | why |
+| --- | --- | --- |
+"""
+
+NOT_YET = """
 Every other row of the catalog (`../shared/BREAKS.md`) that has no patch above is not repaired *yet*:
 `hotfix doctor` names the ones that hit the installed versions and exits non-zero.
 """
-
-
-X1 = (
-    "A security fix: restoring unpickling of arbitrary objects would reopen remote code execution through "
-    "checkpoint files. hotfix never bypasses it by default; convert checkpoints to safetensors, or allow-list "
-    "the classes with `torch.serialization.add_safe_globals`."
-)
 
 
 def _cell(text: str) -> str:
@@ -62,9 +58,13 @@ def render() -> str:
     covered = {c for p in patches for c in p.catalog}
     lines += ["", "## Catalog rows without a patch yet", "", "| break | affected | summary |", "| --- | --- | --- |"]
     for known in breaks:
-        if known.id not in covered:
+        if known.id not in covered and not known.refused:
             lines.append(f"| {known.id} | {known.distribution} `{known.affected}` | {_cell(known.summary)} |")
-    return "\n".join(lines) + "\n" + NOT_SHIMMED.format(X1=X1)
+    lines.append(NOT_SHIMMED_INTRO.rstrip("\n"))
+    for known in breaks:
+        if known.refused:
+            lines.append(f"| {known.id} | {_cell(known.summary)} | {_cell(known.refused)} |")
+    return "\n".join(lines) + "\n" + NOT_YET
 
 
 def main() -> int:

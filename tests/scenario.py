@@ -67,10 +67,100 @@ IMPORTS = {
     "m22-phrasal": "from transformers import PhrasalConstraint\nresult = PhrasalConstraint.__name__",
     "m22-constrained": "from transformers import ConstrainedBeamSearchScorer as Scorer\nresult = Scorer.__name__",
     "m22-beam": "from transformers import BeamSearchScorer\nresult = BeamSearchScorer.__name__",
+    "m18": "import tempfile\nfrom pathlib import Path\nfrom scenario import legacy_config_reads\n"
+    "result = legacy_config_reads(Path(tempfile.mkdtemp()))",
+    "m23": "from scenario import legacy_chat_generate\nresult = legacy_chat_generate()",
     "m10": "import torch\nfrom transformers.modeling_utils import shard_checkpoint\n"
     "shards, index = shard_checkpoint({'a': torch.zeros(10), 'b': torch.zeros(10)}, max_shard_size=50)\n"
     "result = [{k: sorted(v) for k, v in shards.items()}, index]",
 }
+
+
+def legacy_module(name: str, source: str) -> dict[str, Any]:
+    """Execute *source* as the remote-code module ``transformers_modules.scenarios.<name>``; its namespace."""
+    import textwrap
+
+    module = types.ModuleType(f"transformers_modules.scenarios.{name}")
+    path = Path(tempfile.mkdtemp()) / f"{name}.py"
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    module.__file__ = str(path)
+    sys.modules[module.__name__] = module
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), vars(module))
+    return vars(module)
+
+
+LEGACY_CONFIG = """
+    from transformers import PretrainedConfig
+
+    class LegacyChatConfig(PretrainedConfig):
+        model_type = "legacy_chat"
+
+        def __init__(self, hidden_size=8, seq_length=64, **kwargs):
+            self.hidden_size = hidden_size
+            self.seq_length = seq_length
+            super().__init__(**kwargs)
+
+    def read(config):
+        return [config.max_length, config.num_beams, config.do_sample]
+
+    def read_with_cache(config):
+        return [*read(config), config.use_cache]
+"""
+
+
+def legacy_config_reads(workdir: Path) -> list[Any]:
+    """A 2023 config class read by its modeling code, then saved and reloaded."""
+    namespace = legacy_module("legacy_config", LEGACY_CONFIG)
+    config = namespace["LegacyChatConfig"](use_cache=False, max_length=2048)
+    first = namespace["read_with_cache"](config)
+    config.save_pretrained(str(workdir / "legacy_config"))
+    reloaded = namespace["LegacyChatConfig"].from_pretrained(str(workdir / "legacy_config"))
+    return [first, namespace["read"](namespace["LegacyChatConfig"]()), reloaded.hidden_size]
+
+
+LEGACY_CHAT_MODEL = """
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    class ChatConfig(PretrainedConfig):
+        model_type = "legacy_chat_lm"
+
+        def __init__(self, vocab_size=16, hidden_size=8, **kwargs):
+            self.vocab_size = vocab_size
+            self.hidden_size = hidden_size
+            super().__init__(**kwargs)
+
+    class ChatLMHeadModel(PreTrainedModel):
+        config_class = ChatConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.embed = nn.Embedding(config.vocab_size, config.hidden_size)
+            self.head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+
+        def forward(self, input_ids):
+            return self.head(self.embed(input_ids))
+
+        @torch.no_grad()
+        def generate(self, input_ids, max_new_tokens=None):
+            # Qwen-style: its own decoding loop, reading the generation config it expects to have.
+            steps = max_new_tokens or self.generation_config.max_length - input_ids.shape[1]
+            for _ in range(steps):
+                next_token = self(input_ids)[:, -1].argmax(-1, keepdim=True)
+                input_ids = torch.cat([input_ids, next_token], dim=-1)
+            return input_ids
+"""
+
+
+def legacy_chat_generate() -> list[Any]:
+    import torch
+
+    namespace = legacy_module("legacy_chat_lm", LEGACY_CHAT_MODEL)
+    torch.manual_seed(0)
+    model = namespace["ChatLMHeadModel"](namespace["ChatConfig"](bos_token_id=1, eos_token_id=2)).eval()
+    tokens = model.generate(torch.tensor([[1, 5, 7]]))
+    return [model.generation_config.max_length, model.generation_config.eos_token_id, tokens.shape[1]]
 
 
 def tiny_llama() -> Any:

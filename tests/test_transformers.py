@@ -97,6 +97,12 @@ REPRODUCERS: dict[str, tuple[str, str]] = {
     ),
     "m22-beamsearchscorer": ("m22-beam", "ImportError: cannot import name 'BeamSearchScorer'"),
     "m10-shard-checkpoint": ("m10", "ImportError: cannot import name 'shard_checkpoint'"),
+    "m18-config-generation-defaults": ("m18", "object has no attribute 'max_length'"),
+    # 4.45-4.57: generation_config is None; 5.0+: the attribute is missing.
+    "m23-legacy-generation-config": (
+        "m23",
+        "'NoneType' object has no attribute 'max_length'|object has no attribute 'generation_config'",
+    ),
 }
 
 # What a scenario must return where it works, natively or through its shim (the 4.x answer).
@@ -118,6 +124,8 @@ EXPECTED: dict[str, Any] = {
     "m22-phrasal": "PhrasalConstraint",
     "m22-constrained": "ConstrainedBeamSearchScorer",
     "m22-beam": "BeamSearchScorer",
+    "m18": [[2048, 1, False, False], [20, 1, False], 8],
+    "m23": [20, 2, 20],
     "m10": [
         {"pytorch_model-00001-of-00002.bin": ["a"], "pytorch_model-00002-of-00002.bin": ["b"]},
         {

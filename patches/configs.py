@@ -1,0 +1,92 @@
+"""Legacy configuration classes on transformers 5.
+
+**M18: generation defaults are no longer config attributes (5.0).**
+Until 4.x every ``PretrainedConfig`` carried the generation defaults
+(``max_length=20``, ``num_beams=1``, ``use_cache=True``, ...) as attributes,
+and generation parameters passed to ``__init__`` were stored on the config.
+transformers 5 pops them from ``**kwargs`` and drops them. Legacy modeling
+code reads them while it builds or runs the model::
+
+    AttributeError: 'ChatGLMConfig' object has no attribute 'max_length'
+
+The shim keeps, for configuration classes defined outside transformers, the
+generation parameters their ``__init__`` passed to the base class, and gives
+them (or else the 4.x default) to *legacy code* that reads a missing one:
+modules loaded as remote code (``transformers_modules.*``) and auto-gptq.
+transformers itself still sees no generation parameter on the config, so
+``save_pretrained`` (which refuses configs carrying them) keeps working and
+``config.json`` does not change.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+from hotfix import Finding, Shims
+from hotfix._scope import LEGACY_PREFIXES, caller_frame
+
+# PretrainedConfig._get_global_generation_defaults() of transformers 4.57.
+GENERATION_DEFAULTS: dict[str, Any] = {
+    "max_length": 20, "min_length": 0, "do_sample": False, "early_stopping": False, "num_beams": 1,
+    "num_beam_groups": 1, "diversity_penalty": 0.0, "temperature": 1.0, "top_k": 50, "top_p": 1.0,
+    "typical_p": 1.0, "repetition_penalty": 1.0, "length_penalty": 1.0, "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0, "bad_words_ids": None, "num_return_sequences": 1, "output_scores": False,
+    "return_dict_in_generate": False, "forced_bos_token_id": None, "forced_eos_token_id": None,
+    "remove_invalid_values": False, "exponential_decay_length_penalty": None, "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+}  # fmt: skip
+# Passed through **kwargs, 4.x stored these on the config and 5.x drops them (use_cache had no default).
+KEPT_NAMES = (*GENERATION_DEFAULTS, "use_cache")
+_KEPT = "_hotfix_generation_kwargs"
+
+
+def _config_class(module: types.ModuleType) -> type:
+    klass = getattr(module, "PreTrainedConfig", None) or module.PretrainedConfig
+    assert isinstance(klass, type)
+    return klass
+
+
+def probe_generation_defaults(module: types.ModuleType) -> Finding:
+    config = _config_class(module)()
+    if hasattr(config, "max_length"):
+        return False, "PretrainedConfig still has the generation defaults"
+    return True, "PretrainedConfig no longer carries generation defaults; legacy model code reads them"
+
+
+def _legacy_reader() -> bool:
+    frame = caller_frame(3)
+    return frame is not None and frame.f_globals.get("__name__", "").startswith(LEGACY_PREFIXES)
+
+
+def _getattr(self: Any, name: str) -> Any:
+    if name in KEPT_NAMES and _legacy_reader():
+        kept = self.__dict__.get(_KEPT, {})
+        if name in kept:
+            return kept[name]
+        if name in GENERATION_DEFAULTS:
+            return GENERATION_DEFAULTS[name]
+    raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+
+def _adapt(cls: type, shims: Shims) -> None:
+    if "__getattr__" not in vars(cls) and not any("__getattr__" in vars(b) for b in cls.__mro__[1:-1]
+                                                   if b.__module__.startswith(LEGACY_PREFIXES)):  # fmt: skip
+        shims.set(cls, "__getattr__", _getattr)
+
+
+def apply_generation_defaults(module: types.ModuleType, shims: Shims) -> None:
+    base = _config_class(module)
+
+    def make(function: Any) -> Any:
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            if type(self).__module__.startswith(LEGACY_PREFIXES):
+                kept = {k: kwargs[k] for k in KEPT_NAMES if k in kwargs}
+                if kept:
+                    self.__dict__.setdefault(_KEPT, {}).update(kept)
+            function(self, *args, **kwargs)
+
+        return __init__
+
+    shims.replace(base, "__init__", make)
+    shims.on_subclass(base, _adapt, exclude=("transformers.",))
