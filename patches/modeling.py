@@ -218,3 +218,45 @@ def _give_generation_config(cls: type, shims: Shims) -> None:
 
 def apply_generation_config(module: types.ModuleType, shims: Shims) -> None:
     shims.on_subclass(module.PreTrainedModel, _give_generation_config, exclude=("transformers.",))
+
+
+# -- M20: legacy _set_gradient_checkpointing overrides get every_n_layers= (5.0) ------
+
+
+def probe_gradient_checkpointing(module: types.ModuleType) -> Finding:
+    import inspect
+
+    parameters = inspect.signature(module.PreTrainedModel._set_gradient_checkpointing).parameters
+    if "every_n_layers" in parameters:
+        return True, "gradient_checkpointing_enable passes every_n_layers= to _set_gradient_checkpointing overrides"
+    return False, "_set_gradient_checkpointing takes no every_n_layers"
+
+
+def _adapt_gradient_checkpointing(cls: type, shims: Shims) -> None:
+    import inspect
+
+    own = vars(cls).get("_set_gradient_checkpointing")
+    if own is None:
+        return
+    parameters = inspect.signature(own).parameters
+    if "value" in parameters or "every_n_layers" in parameters:
+        return  # the pre-4.35 format (transformers adapts it itself) or already current
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+
+    def make(function: Any) -> Any:
+        def _set_gradient_checkpointing(self: Any, *args: Any, every_n_layers: int = 1, **kwargs: Any) -> Any:
+            if every_n_layers != 1:
+                raise ValueError(
+                    f"{type(self).__name__}._set_gradient_checkpointing (legacy remote code) checkpoints every layer; "
+                    f"every_n_layers={every_n_layers} cannot be honoured (hotfix patch m20)"
+                )
+            return function(self, *args, **kwargs)
+
+        return _set_gradient_checkpointing
+
+    shims.replace(cls, "_set_gradient_checkpointing", make)
+
+
+def apply_gradient_checkpointing(module: types.ModuleType, shims: Shims) -> None:
+    shims.on_subclass(module.PreTrainedModel, _adapt_gradient_checkpointing, exclude=("transformers.",))

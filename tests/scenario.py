@@ -70,6 +70,7 @@ IMPORTS = {
     "m18": "import tempfile\nfrom pathlib import Path\nfrom scenario import legacy_config_reads\n"
     "result = legacy_config_reads(Path(tempfile.mkdtemp()))",
     "m23": "from scenario import legacy_chat_generate\nresult = legacy_chat_generate()",
+    "m20": "from scenario import legacy_gradient_checkpointing\nresult = legacy_gradient_checkpointing()",
     "m10": "import torch\nfrom transformers.modeling_utils import shard_checkpoint\n"
     "shards, index = shard_checkpoint({'a': torch.zeros(10), 'b': torch.zeros(10)}, max_shard_size=50)\n"
     "result = [{k: sorted(v) for k, v in shards.items()}, index]",
@@ -161,6 +162,63 @@ def legacy_chat_generate() -> list[Any]:
     model = namespace["ChatLMHeadModel"](namespace["ChatConfig"](bos_token_id=1, eos_token_id=2)).eval()
     tokens = model.generate(torch.tensor([[1, 5, 7]]))
     return [model.generation_config.max_length, model.generation_config.eos_token_id, tokens.shape[1]]
+
+
+LEGACY_CHECKPOINTED_MODEL = """
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    class BlockConfig(PretrainedConfig):
+        model_type = "legacy_blocks"
+
+        def __init__(self, hidden_size=8, num_layers=2, **kwargs):
+            self.hidden_size = hidden_size
+            self.num_layers = num_layers
+            super().__init__(**kwargs)
+
+    class BlockPreTrainedModel(PreTrainedModel):
+        config_class = BlockConfig
+        supports_gradient_checkpointing = True
+
+        def _set_gradient_checkpointing(self, enable=True, gradient_checkpointing_func=None):
+            # The 4.35+ override style (InternLM2, Yi, DeepSeek): one flag on the model.
+            self.gradient_checkpointing = enable
+            self._gradient_checkpointing_func = gradient_checkpointing_func
+
+    class BlockModel(BlockPreTrainedModel):
+        def __init__(self, config):
+            super().__init__(config)
+            self.gradient_checkpointing = False
+            size = config.hidden_size
+            self.layers = nn.ModuleList(nn.Linear(size, size) for _ in range(config.num_layers))
+            self.post_init()
+
+        def forward(self, hidden):
+            for layer in self.layers:
+                if self.gradient_checkpointing and self.training:
+                    hidden = self._gradient_checkpointing_func(layer.__call__, hidden)
+                else:
+                    hidden = layer(hidden)
+            return hidden
+"""
+
+
+def legacy_gradient_checkpointing() -> list[Any]:
+    import torch
+
+    namespace = legacy_module("legacy_blocks", LEGACY_CHECKPOINTED_MODEL)
+    torch.manual_seed(0)
+    model = namespace["BlockModel"](namespace["BlockConfig"]())
+    with torch.no_grad():  # fixed weights: the initialisation differs between versions
+        for index, layer in enumerate(model.layers):
+            layer.weight.copy_(torch.linspace(-0.5, 0.5, 64).reshape(8, 8) * (index + 1))
+            layer.bias.zero_()
+    model.gradient_checkpointing_enable()
+    model.train()
+    hidden = torch.ones(1, 8, requires_grad=True)
+    model(hidden).sum().backward()
+    return [model.gradient_checkpointing, round(float(hidden.grad.sum()), 5)]
 
 
 def tiny_llama() -> Any:

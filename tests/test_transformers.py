@@ -99,6 +99,7 @@ REPRODUCERS: dict[str, tuple[str, str]] = {
     "m10-shard-checkpoint": ("m10", "ImportError: cannot import name 'shard_checkpoint'"),
     "m18-config-generation-defaults": ("m18", "object has no attribute 'max_length'"),
     # 4.45-4.57: generation_config is None; 5.0+: the attribute is missing.
+    "m20-gradient-checkpointing-every-n-layers": ("m20", "unexpected keyword argument 'every_n_layers'"),
     "m23-legacy-generation-config": (
         "m23",
         "'NoneType' object has no attribute 'max_length'|object has no attribute 'generation_config'",
@@ -126,6 +127,7 @@ EXPECTED: dict[str, Any] = {
     "m22-beam": "BeamSearchScorer",
     "m18": [[2048, 1, False, False], [20, 1, False], 8],
     "m23": [20, 2, 20],
+    "m20": [True, 10.83598],
     "m10": [
         {"pytorch_model-00001-of-00002.bin": ["a"], "pytorch_model-00002-of-00002.bin": ["b"]},
         {
