@@ -148,3 +148,58 @@ def get_usable_length(self: Any, new_seq_length: int, layer_idx: int | None = 0)
     if maximum is not None and previous + new_seq_length > maximum:
         return maximum - new_seq_length
     return previous
+
+
+# -- G5: the tuple-compatible DynamicCache API (removed in 5.0) ------------------------
+
+
+def from_legacy_cache(cls: Any, past_key_values: Any = None) -> Any:
+    """A cache holding the ``((key, value), ...)`` tuples of the legacy format, one pair a layer."""
+    cache = cls()
+    if past_key_values is not None:
+        for layer_idx, layer in enumerate(past_key_values):
+            cache.update(layer[0], layer[1], layer_idx)
+    return cache
+
+
+def to_legacy_cache(self: Any) -> tuple[tuple[Any, Any], ...]:
+    """The ``((key, value), ...)`` tuples of the legacy format."""
+    return tuple((layer.keys, layer.values) for layer in self.layers)
+
+
+def _getitem(self: Any, layer_idx: int) -> tuple[Any, Any]:
+    if layer_idx >= len(self.layers):
+        raise KeyError(f"Cache only has {len(self.layers)} layers, attempted to access layer with index {layer_idx}")
+    layer = self.layers[layer_idx]
+    return layer.keys, layer.values
+
+
+def probe_legacy_cache(module: types.ModuleType) -> Finding:
+    cache = module.DynamicCache
+    missing = [n for n in ("from_legacy_cache", "to_legacy_cache", "__getitem__") if not hasattr(cache, n)]
+    if missing:
+        return True, f"DynamicCache lost {', '.join(missing)}"
+    return False, "DynamicCache still has from_legacy_cache, to_legacy_cache and indexing"
+
+
+def apply_legacy_cache(module: types.ModuleType, shims: Shims) -> None:
+    cache = module.DynamicCache
+    if not hasattr(cache, "from_legacy_cache"):
+        shims.restore(cache, "from_legacy_cache", from_legacy_cache, "classmethod")
+    if not hasattr(cache, "to_legacy_cache"):
+        shims.restore(cache, "to_legacy_cache", to_legacy_cache, "method")
+    if not hasattr(cache, "__getitem__"):
+        shims.restore(cache, "__getitem__", _getitem, "method")
+
+    def make(function: Any) -> Any:
+        def __iter__(self: Any) -> Any:
+            frame = caller_frame(2)
+            if frame is not None and frame.f_globals.get("__name__", "").startswith(LEGACY_PREFIXES):
+                # Legacy code unpacks (key, value) per layer; 5.x yields (key, value, sliding_window).
+                return iter([(layer.keys, layer.values) for layer in self.layers])
+            return function(self)
+
+        return __iter__
+
+    if "__iter__" in vars(cache):
+        shims.replace(cache, "__iter__", make)

@@ -71,6 +71,7 @@ IMPORTS = {
     "result = legacy_config_reads(Path(tempfile.mkdtemp()))",
     "m23": "from scenario import legacy_chat_generate\nresult = legacy_chat_generate()",
     "m20": "from scenario import legacy_gradient_checkpointing\nresult = legacy_gradient_checkpointing()",
+    "g5": "from scenario import legacy_cache_roundtrip\nresult = legacy_cache_roundtrip()",
     "m10": "import torch\nfrom transformers.modeling_utils import shard_checkpoint\n"
     "shards, index = shard_checkpoint({'a': torch.zeros(10), 'b': torch.zeros(10)}, max_shard_size=50)\n"
     "result = [{k: sorted(v) for k, v in shards.items()}, index]",
@@ -219,6 +220,26 @@ def legacy_gradient_checkpointing() -> list[Any]:
     hidden = torch.ones(1, 8, requires_grad=True)
     model(hidden).sum().backward()
     return [model.gradient_checkpointing, round(float(hidden.grad.sum()), 5)]
+
+
+LEGACY_CACHE_USER = """
+    import torch
+    from transformers.cache_utils import DynamicCache
+
+    def roundtrip():
+        # 2024 remote code: tuples in, DynamicCache inside, tuples out.
+        legacy = tuple((torch.full((1, 2, 3, 4), float(i)), torch.full((1, 2, 3, 4), -float(i))) for i in range(2))
+        cache = DynamicCache.from_legacy_cache(legacy)
+        cache.update(torch.ones(1, 2, 1, 4), torch.ones(1, 2, 1, 4), 0)
+        pairs = [[list(key.shape), float(value.sum())] for key, value in cache]
+        first_key, first_value = cache[1]
+        back = cache.to_legacy_cache()
+        return [pairs, float(first_key.mean()), len(back), list(back[0][0].shape), cache.get_seq_length(1)]
+"""
+
+
+def legacy_cache_roundtrip() -> Any:
+    return legacy_module("legacy_cache_user", LEGACY_CACHE_USER)["roundtrip"]()
 
 
 def tiny_llama() -> Any:

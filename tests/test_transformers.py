@@ -100,6 +100,7 @@ REPRODUCERS: dict[str, tuple[str, str]] = {
     "m18-config-generation-defaults": ("m18", "object has no attribute 'max_length'"),
     # 4.45-4.57: generation_config is None; 5.0+: the attribute is missing.
     "m20-gradient-checkpointing-every-n-layers": ("m20", "unexpected keyword argument 'every_n_layers'"),
+    "g5-dynamic-cache-legacy-api": ("g5", "type object 'DynamicCache' has no attribute 'from_legacy_cache'"),
     "m23-legacy-generation-config": (
         "m23",
         "'NoneType' object has no attribute 'max_length'|object has no attribute 'generation_config'",
@@ -128,6 +129,7 @@ EXPECTED: dict[str, Any] = {
     "m18": [[2048, 1, False, False], [20, 1, False], 8],
     "m23": [20, 2, 20],
     "m20": [True, 10.83598],
+    "g5": [[[[1, 2, 4, 4], 8.0], [[1, 2, 3, 4], -24.0]], 1.0, 2, [1, 2, 4, 4], 3],
     "m10": [
         {"pytorch_model-00001-of-00002.bin": ["a"], "pytorch_model-00002-of-00002.bin": ["b"]},
         {
@@ -164,7 +166,7 @@ REPRODUCED_IN_TEST_AUTOGPTQ = {
 # The oldest transformers each scenario is written against: the LegacyLM fixture
 # uses DynamicCache (4.36); hotfix repairs removals, it does not backport APIs.
 FIXTURE_SCENARIOS = ("legacy_lm", "direct", "fixed_lm", "revert", "follow")
-SINCE: dict[str, str] = {**dict.fromkeys(FIXTURE_SCENARIOS, "4.36"), "g4": "4.36", "m6": "4.36"}
+SINCE: dict[str, str] = {**dict.fromkeys(FIXTURE_SCENARIOS, "4.36"), "g4": "4.36", "g5": "4.36", "m6": "4.36"}
 
 
 def needs(name: str) -> None:
