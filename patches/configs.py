@@ -16,6 +16,15 @@ modules loaded as remote code (``transformers_modules.*``) and auto-gptq.
 transformers itself still sees no generation parameter on the config, so
 ``save_pretrained`` (which refuses configs carrying them) keeps working and
 ``config.json`` does not change.
+
+**M19: ``config.rope_scaling`` is an alias of ``rope_parameters`` (5.0).**
+A legacy config built with ``rope_scaling=None`` reads back as
+``{'rope_theta': 10000.0, 'rope_type': 'default'}``, so Llama-derived remote
+code (``if config.rope_scaling is None: ... else: config.rope_scaling["type"]``)
+takes the scaled branch and fails with ``KeyError: 'type'``. For legacy config
+classes, legacy readers get the 4.x shape: ``None`` for default RoPE, else the
+dict with its ``type`` key. The RoPE parameters themselves are not touched:
+the same ``rope_theta`` and factor reach the model.
 """
 
 from __future__ import annotations
@@ -90,3 +99,51 @@ def apply_generation_defaults(module: types.ModuleType, shims: Shims) -> None:
 
     shims.replace(base, "__init__", make)
     shims.on_subclass(base, _adapt, exclude=("transformers.",))
+
+
+# -- M19: rope_scaling reads back as the standardized rope_parameters (5.0) ----------
+
+
+def probe_rope_scaling(module: types.ModuleType) -> Finding:
+    if isinstance(vars(_config_class(module)).get("rope_scaling"), property):
+        return True, "PretrainedConfig.rope_scaling is an alias of the standardized rope_parameters"
+    return False, "rope_scaling is a plain attribute"
+
+
+def _read_by_legacy() -> bool:
+    frame = caller_frame(3)
+    # PretrainedConfig.__getattribute__ (attribute_map) runs the property from its own frame.
+    while frame is not None and frame.f_code.co_name == "__getattribute__":
+        frame = frame.f_back
+    return frame is not None and frame.f_globals.get("__name__", "").startswith(LEGACY_PREFIXES)
+
+
+def _legacy_shape(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    kind = value.get("type", value.get("rope_type"))
+    if kind in (None, "default"):
+        return None
+    shaped = {k: v for k, v in value.items() if k not in ("rope_theta", "rope_type")}
+    shaped["type"] = kind
+    return shaped
+
+
+def apply_rope_scaling(module: types.ModuleType, shims: Shims) -> None:
+    base = _config_class(module)
+    upstream = vars(base)["rope_scaling"]
+
+    def getter(self: Any) -> Any:
+        value = upstream.fget(self)
+        return _legacy_shape(value) if _read_by_legacy() else value
+
+    def setter(self: Any, value: Any) -> None:
+        upstream.fset(self, value)
+
+    legacy_property = property(getter, setter, doc="rope_scaling, in the 4.x shape for legacy readers (hotfix M19)")
+
+    def adapt(cls: type, class_shims: Shims) -> None:
+        if "rope_scaling" not in vars(cls):
+            class_shims.set(cls, "rope_scaling", legacy_property)
+
+    shims.on_subclass(base, adapt, exclude=("transformers.",))

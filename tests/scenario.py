@@ -72,6 +72,8 @@ IMPORTS = {
     "m23": "from scenario import legacy_chat_generate\nresult = legacy_chat_generate()",
     "m20": "from scenario import legacy_gradient_checkpointing\nresult = legacy_gradient_checkpointing()",
     "g5": "from scenario import legacy_cache_roundtrip\nresult = legacy_cache_roundtrip()",
+    "m19": "import tempfile\nfrom pathlib import Path\nfrom scenario import legacy_rope_configs\n"
+    "result = legacy_rope_configs(Path(tempfile.mkdtemp()))",
     "m10": "import torch\nfrom transformers.modeling_utils import shard_checkpoint\n"
     "shards, index = shard_checkpoint({'a': torch.zeros(10), 'b': torch.zeros(10)}, max_shard_size=50)\n"
     "result = [{k: sorted(v) for k, v in shards.items()}, index]",
@@ -240,6 +242,42 @@ LEGACY_CACHE_USER = """
 
 def legacy_cache_roundtrip() -> Any:
     return legacy_module("legacy_cache_user", LEGACY_CACHE_USER)["roundtrip"]()
+
+
+LEGACY_ROPE_CONFIG = """
+    from transformers import PretrainedConfig
+
+    class RopeConfig(PretrainedConfig):
+        model_type = "legacy_rope"
+
+        def __init__(self, hidden_size=16, rope_theta=10000.0, rope_scaling=None, **kwargs):
+            self.hidden_size = hidden_size
+            self.rope_theta = rope_theta
+            self.rope_scaling = rope_scaling
+            super().__init__(**kwargs)
+
+    def init_rope(config):
+        # Llama-derived 2023 remote code (_init_rope)
+        if config.rope_scaling is None:
+            return ["plain", config.rope_theta]
+        scaling_type = config.rope_scaling["type"]
+        return [scaling_type, config.rope_scaling["factor"], config.rope_theta]
+"""
+
+
+def legacy_rope_configs(workdir: Path) -> list[Any]:
+    """The RoPE a 2023 config selects, built directly and after save / reload, plain and scaled."""
+    namespace = legacy_module("legacy_rope", LEGACY_ROPE_CONFIG)
+    results = []
+    for index, options in enumerate(
+        ({}, {"rope_scaling": {"type": "linear", "factor": 2.0}},
+         {"rope_scaling": {"type": "dynamic", "factor": 4.0}, "rope_theta": 500000.0})
+    ):  # fmt: skip
+        config = namespace["RopeConfig"](**options)
+        config.save_pretrained(str(workdir / f"rope{index}"))
+        reloaded = namespace["RopeConfig"].from_pretrained(str(workdir / f"rope{index}"))
+        results += [namespace["init_rope"](config), namespace["init_rope"](reloaded)]
+    return results
 
 
 def tiny_llama() -> Any:

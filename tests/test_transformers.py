@@ -101,6 +101,7 @@ REPRODUCERS: dict[str, tuple[str, str]] = {
     # 4.45-4.57: generation_config is None; 5.0+: the attribute is missing.
     "m20-gradient-checkpointing-every-n-layers": ("m20", "unexpected keyword argument 'every_n_layers'"),
     "g5-dynamic-cache-legacy-api": ("g5", "type object 'DynamicCache' has no attribute 'from_legacy_cache'"),
+    "m19-legacy-rope-scaling": ("m19", "KeyError: 'type'"),
     "m23-legacy-generation-config": (
         "m23",
         "'NoneType' object has no attribute 'max_length'|object has no attribute 'generation_config'",
@@ -129,6 +130,14 @@ EXPECTED: dict[str, Any] = {
     "m18": [[2048, 1, False, False], [20, 1, False], 8],
     "m23": [20, 2, 20],
     "m20": [True, 10.83598],
+    "m19": [
+        ["plain", 10000.0],
+        ["plain", 10000.0],
+        ["linear", 2.0, 10000.0],
+        ["linear", 2.0, 10000.0],
+        ["dynamic", 4.0, 500000.0],
+        ["dynamic", 4.0, 500000.0],
+    ],  # fmt: skip
     "g5": [[[[1, 2, 4, 4], 8.0], [[1, 2, 3, 4], -24.0]], 1.0, 2, [1, 2, 4, 4], 3],
     "m10": [
         {"pytorch_model-00001-of-00002.bin": ["a"], "pytorch_model-00002-of-00002.bin": ["b"]},
