@@ -19,6 +19,19 @@ The shim restores the method, accepting the old keyword, and returns what the
 calling code expects: it reads the caller's bytecode after the call, and
 returns ``(name, cache)`` when the result is unpacked into two names and the
 bare cache otherwise. The answer is cached per call site.
+
+**G6: ``generate()`` always passes a ``DynamicCache`` (4.54; tuples rejected in 5.0).**
+Until 4.53, ``generate`` created a cache object only for models that declared
+``_supports_cache_class = True``; every other model received
+``past_key_values=None`` on the first step and got back, on each next step,
+whatever it had returned (the legacy tuple format). From 4.54 every model gets
+a ``DynamicCache``, which 2023 remote code indexes as ``past_key_values[i]``
+or unpacks as tuples, and which needs config fields legacy configs do not
+have (``num_hidden_layers``). The shim restores the old rule for legacy model
+classes: one that does not declare ``_supports_cache_class = True`` is treated
+like the models that build their cache in ``prepare_inputs_for_generation``
+(transformers' own escape for Mamba-like models), so ``generate`` leaves the
+cache to the model, as 4.x did.
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ import types
 from typing import Any
 
 from hotfix import Finding, Shims
-from hotfix._scope import caller_frame
+from hotfix._scope import LEGACY_PREFIXES, caller_frame
 
 _CACHE_NAMES = ("past_key_values", "mems", "past_buckets_states", "cache_params")
 _UNPACKS: dict[tuple[types.CodeType, int], bool] = {}
@@ -91,3 +104,33 @@ def probe(module: types.ModuleType) -> Finding:
 
 def apply(module: types.ModuleType, shims: Shims) -> None:
     shims.restore(module.GenerationMixin, "_extract_past_from_model_output", extract_past_from_model_output, "method")
+
+
+# -- G6: generate() gives every model a DynamicCache (4.54) -------------------------
+
+
+def _declares_cache_support(cls: Any) -> bool:
+    return bool(getattr(cls, "_supports_cache_class", False))
+
+
+def probe_default_cache(module: types.ModuleType) -> Finding:
+    mixin = module.GenerationMixin
+    if not hasattr(mixin, "_supports_default_dynamic_cache") or not hasattr(mixin, "_prepare_cache_for_generation"):
+        return False, "generate has no default-cache decision to adapt"
+    names = set(mixin._prepare_cache_for_generation.__code__.co_names)
+    names |= set(mixin._supports_default_dynamic_cache.__func__.__code__.co_names)
+    if "_supports_cache_class" in names:
+        return False, "generate still creates a cache only for models with _supports_cache_class"
+    return True, "generate gives every model a DynamicCache, legacy tuple-cache models included"
+
+
+def apply_default_cache(module: types.ModuleType, shims: Shims) -> None:
+    def make(function: Any) -> Any:
+        def _supports_default_dynamic_cache(cls: Any) -> Any:
+            if cls.__module__.startswith(LEGACY_PREFIXES) and not _declares_cache_support(cls):
+                return False
+            return function(cls)
+
+        return _supports_default_dynamic_cache
+
+    shims.replace(module.GenerationMixin, "_supports_default_dynamic_cache", make)

@@ -74,6 +74,7 @@ IMPORTS = {
     "g5": "from scenario import legacy_cache_roundtrip\nresult = legacy_cache_roundtrip()",
     "m19": "import tempfile\nfrom pathlib import Path\nfrom scenario import legacy_rope_configs\n"
     "result = legacy_rope_configs(Path(tempfile.mkdtemp()))",
+    "g6": "from scenario import legacy_tuple_cache_generate\nresult = legacy_tuple_cache_generate()",
     "m10": "import torch\nfrom transformers.modeling_utils import shard_checkpoint\n"
     "shards, index = shard_checkpoint({'a': torch.zeros(10), 'b': torch.zeros(10)}, max_shard_size=50)\n"
     "result = [{k: sorted(v) for k, v in shards.items()}, index]",
@@ -277,6 +278,72 @@ def legacy_rope_configs(workdir: Path) -> list[Any]:
         config.save_pretrained(str(workdir / f"rope{index}"))
         reloaded = namespace["RopeConfig"].from_pretrained(str(workdir / f"rope{index}"))
         results += [namespace["init_rope"](config), namespace["init_rope"](reloaded)]
+    return results
+
+
+LEGACY_TUPLE_CACHE_MODEL = """
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig, PreTrainedModel
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    class TupleConfig(PretrainedConfig):
+        model_type = "legacy_tuple"
+
+        def __init__(self, vocab_size=32, hidden_size=8, num_layers=2, **kwargs):
+            self.vocab_size = vocab_size
+            self.hidden_size = hidden_size
+            self.num_layers = num_layers
+            super().__init__(**kwargs)
+
+    class TupleLM(PreTrainedModel):
+        # 2023 style: past_key_values is a tuple of (key, value) per layer, built and read by the model itself.
+        config_class = TupleConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.embed = nn.Embedding(config.vocab_size, config.hidden_size)
+            size = config.hidden_size
+            self.layers = nn.ModuleList(nn.Linear(size, size) for _ in range(config.num_layers))
+            self.head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+
+        def forward(self, input_ids, past_key_values=None, attention_mask=None, use_cache=None, **kwargs):
+            hidden = self.embed(input_ids)
+            presents = ()
+            for index, layer in enumerate(self.layers):
+                keys = hidden if past_key_values is None else torch.cat([past_key_values[index][0], hidden], dim=1)
+                counts = torch.arange(1, keys.shape[1] + 1, dtype=keys.dtype).view(1, -1, 1)
+                context = (keys.cumsum(dim=1) / counts)[:, -hidden.shape[1]:]
+                presents = presents + ((keys, keys),)
+                hidden = torch.tanh(layer(hidden) + context)
+            logits = self.head(hidden)
+            return CausalLMOutputWithPast(logits=logits, past_key_values=presents if use_cache else None)
+
+        def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None, **kwargs):
+            if past_key_values is not None:
+                input_ids = input_ids[:, -1:]
+            return {"input_ids": input_ids, "past_key_values": past_key_values, "use_cache": kwargs.get("use_cache")}
+"""
+
+
+def legacy_tuple_cache_generate() -> list[Any]:
+    """Greedy generate of a 2023 tuple-cache model, with and without cache, on fixed weights."""
+    import torch
+
+    namespace = legacy_module("legacy_tuple", LEGACY_TUPLE_CACHE_MODEL)
+    model = namespace["TupleLM"](namespace["TupleConfig"](bos_token_id=1, eos_token_id=31, pad_token_id=0)).eval()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator))
+    ids = torch.tensor([[1, 5, 7, 9], [1, 3, 3, 8]])
+    results = []
+    for use_cache in (False, True):
+        tokens = model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, min_new_tokens=6, do_sample=False,
+            use_cache=use_cache, pad_token_id=0,
+        )  # fmt: skip
+        results.append(tokens[:, ids.shape[1] :].tolist())
     return results
 
 

@@ -102,6 +102,8 @@ REPRODUCERS: dict[str, tuple[str, str]] = {
     "m20-gradient-checkpointing-every-n-layers": ("m20", "unexpected keyword argument 'every_n_layers'"),
     "g5-dynamic-cache-legacy-api": ("g5", "type object 'DynamicCache' has no attribute 'from_legacy_cache'"),
     "m19-legacy-rope-scaling": ("m19", "KeyError: 'type'"),
+    # 4.54+: the legacy config lacks what DynamicCache reads; with it, the model cannot index the cache.
+    "g6-legacy-tuple-cache": ("g6", "has no attribute 'num_hidden_layers'|object is not subscriptable"),
     "m23-legacy-generation-config": (
         "m23",
         "'NoneType' object has no attribute 'max_length'|object has no attribute 'generation_config'",
@@ -130,6 +132,7 @@ EXPECTED: dict[str, Any] = {
     "m18": [[2048, 1, False, False], [20, 1, False], 8],
     "m23": [20, 2, 20],
     "m20": [True, 10.83598],
+    "g6": [[[6, 15, 29, 11, 15, 29], [11, 15, 24, 24, 24, 24]], [[6, 15, 29, 11, 15, 29], [11, 15, 24, 24, 24, 24]]],
     "m19": [
         ["plain", 10000.0],
         ["plain", 10000.0],
