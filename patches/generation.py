@@ -63,11 +63,12 @@ def _unpacks_pair(frame: types.FrameType | None) -> bool:
     return answer
 
 
-def _past_from(outputs: Any) -> tuple[str | None, Any]:
+def _past_from(outputs: Any) -> tuple[str, Any]:
+    """``(cache name, cache)``; like upstream, the name is ``past_key_values`` when the output holds no cache."""
     for name in _CACHE_NAMES:
         if name in outputs:
             return name, getattr(outputs, name)
-    return None, None
+    return "past_key_values", None
 
 
 def extract_past_from_model_output(self: Any, outputs: Any, standardize_cache_format: bool = False) -> Any:

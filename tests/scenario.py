@@ -486,7 +486,8 @@ def run_modern(workdir: Path) -> Any:
         with torch.no_grad():
             logits = model(input_ids).logits
             tokens = model.generate(input_ids, max_new_tokens=8, do_sample=False, pad_token_id=0)
-        results[name] = {"logits": logits.flatten().tolist(), "tokens": tokens.tolist()}
+            uncached = model.generate(input_ids, max_new_tokens=8, do_sample=False, pad_token_id=0, use_cache=False)
+        results[name] = {"logits": logits.flatten().tolist(), "tokens": tokens.tolist(), "uncached": uncached.tolist()}
     return results
 
 
