@@ -98,12 +98,12 @@ REPRODUCERS: dict[str, tuple[str, str]] = {
     "m22-beamsearchscorer": ("m22-beam", "ImportError: cannot import name 'BeamSearchScorer'"),
     "m10-shard-checkpoint": ("m10", "ImportError: cannot import name 'shard_checkpoint'"),
     "m18-config-generation-defaults": ("m18", "object has no attribute 'max_length'"),
-    # 4.45-4.57: generation_config is None; 5.0+: the attribute is missing.
     "m20-gradient-checkpointing-every-n-layers": ("m20", "unexpected keyword argument 'every_n_layers'"),
     "g5-dynamic-cache-legacy-api": ("g5", "type object 'DynamicCache' has no attribute 'from_legacy_cache'"),
     "m19-legacy-rope-scaling": ("m19", "KeyError: 'type'"),
     # 4.54+: the legacy config lacks what DynamicCache reads; with it, the model cannot index the cache.
     "g6-legacy-tuple-cache": ("g6", "has no attribute 'num_hidden_layers'|object is not subscriptable"),
+    # 4.45-4.57: generation_config is None; 5.0+: the attribute is missing.
     "m23-legacy-generation-config": (
         "m23",
         "'NoneType' object has no attribute 'max_length'|object has no attribute 'generation_config'",
