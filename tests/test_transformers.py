@@ -178,7 +178,10 @@ REPRODUCED_IN_TEST_AUTOGPTQ = {
 # The oldest transformers each scenario is written against: the LegacyLM fixture
 # uses DynamicCache (4.36); hotfix repairs removals, it does not backport APIs.
 FIXTURE_SCENARIOS = ("legacy_lm", "direct", "fixed_lm", "revert", "follow")
-SINCE: dict[str, str] = {**dict.fromkeys(FIXTURE_SCENARIOS, "4.36"), "g4": "4.36", "g5": "4.36", "m6": "4.36"}
+SINCE: dict[str, str] = {
+    **dict.fromkeys(FIXTURE_SCENARIOS, "4.36"), "g4": "4.36", "g5": "4.36", "m6": "4.36",
+    "m20": "4.35",  # the (enable, gradient_checkpointing_func) override format
+}  # fmt: skip
 
 
 def needs(name: str) -> None:
