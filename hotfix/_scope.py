@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Callable
 
 __all__ = ["LEGACY_PREFIXES", "called_from_legacy", "called_into_from_legacy", "caller_frame"]
 
@@ -31,13 +32,17 @@ def caller_frame(depth: int = 2) -> types.FrameType | None:
     return frame
 
 
-def called_from_legacy(depth: int = 3) -> bool:
+def called_from_legacy(depth: int = 3, through: Callable[[types.FrameType], bool] | None = None) -> bool:
     """Whether the code that called the shim (``depth`` frames up from here) is legacy code.
 
-    The default depth fits a shim that calls this directly from a wrapt
-    wrapper: this function, the wrapper, then the caller.
+    The default depth fits a shim that calls this directly: this function, the
+    shim, then the caller. *through* names frames to look past on the way up
+    (torch's ``Module.__call__`` machinery before a forward hook, a Python
+    ``__getattribute__`` before a property).
     """
     frame = caller_frame(depth)
+    while frame is not None and through is not None and through(frame):
+        frame = frame.f_back
     return frame is not None and frame.f_globals.get("__name__", "").startswith(LEGACY_PREFIXES)
 
 

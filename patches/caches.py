@@ -31,7 +31,7 @@ import types
 from typing import Any
 
 from hotfix import Finding, Shims
-from hotfix._scope import LEGACY_PREFIXES, caller_frame
+from hotfix._scope import LEGACY_PREFIXES, called_from_legacy, caller_frame
 from hotfix._subclass import all_subclasses
 
 _EXPECTS_NONE: dict[tuple[types.CodeType, int], bool] = {}
@@ -193,8 +193,7 @@ def apply_legacy_cache(module: types.ModuleType, shims: Shims) -> None:
 
     def make(function: Any) -> Any:
         def __iter__(self: Any) -> Any:
-            frame = caller_frame(2)
-            if frame is not None and frame.f_globals.get("__name__", "").startswith(LEGACY_PREFIXES):
+            if called_from_legacy():
                 # Legacy code unpacks (key, value) per layer; 5.x yields (key, value, sliding_window).
                 return iter([(layer.keys, layer.values) for layer in self.layers])
             return function(self)

@@ -33,7 +33,7 @@ import types
 from typing import Any
 
 from hotfix import Finding, Shims
-from hotfix._scope import LEGACY_PREFIXES, caller_frame
+from hotfix._scope import LEGACY_PREFIXES, called_from_legacy
 
 # PretrainedConfig._get_global_generation_defaults() of transformers 4.57.
 GENERATION_DEFAULTS: dict[str, Any] = {
@@ -63,13 +63,8 @@ def probe_generation_defaults(module: types.ModuleType) -> Finding:
     return True, "PretrainedConfig no longer carries generation defaults; legacy model code reads them"
 
 
-def _legacy_reader() -> bool:
-    frame = caller_frame(3)
-    return frame is not None and frame.f_globals.get("__name__", "").startswith(LEGACY_PREFIXES)
-
-
 def _getattr(self: Any, name: str) -> Any:
-    if name in KEPT_NAMES and _legacy_reader():
+    if name in KEPT_NAMES and called_from_legacy():
         kept = self.__dict__.get(_KEPT, {})
         if name in kept:
             return kept[name]
@@ -110,12 +105,9 @@ def probe_rope_scaling(module: types.ModuleType) -> Finding:
     return False, "rope_scaling is a plain attribute"
 
 
-def _read_by_legacy() -> bool:
-    frame = caller_frame(3)
+def _getattribute_frame(frame: types.FrameType) -> bool:
     # PretrainedConfig.__getattribute__ (attribute_map) runs the property from its own frame.
-    while frame is not None and frame.f_code.co_name == "__getattribute__":
-        frame = frame.f_back
-    return frame is not None and frame.f_globals.get("__name__", "").startswith(LEGACY_PREFIXES)
+    return frame.f_code.co_name == "__getattribute__"
 
 
 def _legacy_shape(value: Any) -> Any:
@@ -135,7 +127,7 @@ def apply_rope_scaling(module: types.ModuleType, shims: Shims) -> None:
 
     def getter(self: Any) -> Any:
         value = upstream.fget(self)
-        return _legacy_shape(value) if _read_by_legacy() else value
+        return _legacy_shape(value) if called_from_legacy(through=_getattribute_frame) else value
 
     def setter(self: Any, value: Any) -> None:
         upstream.fset(self, value)

@@ -26,21 +26,18 @@ from collections.abc import Callable
 from typing import Any
 
 from hotfix import Finding, Shims
-from hotfix._scope import LEGACY_PREFIXES, caller_frame
+from hotfix._scope import called_from_legacy
 
 
-def _called_by_auto_gptq() -> bool:
-    # Frames above the hook: torch's _call_impl/_wrapped_call_impl, then the caller of layer(...).
-    frame = caller_frame(3)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("torch."):
-        frame = frame.f_back
-    return frame is not None and frame.f_globals.get("__name__", "").startswith(LEGACY_PREFIXES)
+def _torch_frame(frame: types.FrameType) -> bool:
+    # Between the hook and the caller of layer(...): torch's _call_impl / _wrapped_call_impl.
+    return str(frame.f_globals.get("__name__", "")).startswith("torch.")
 
 
 def _tuple_for_auto_gptq(module: Any, args: Any, output: Any) -> Any:
     import torch
 
-    if isinstance(output, torch.Tensor) and _called_by_auto_gptq():
+    if isinstance(output, torch.Tensor) and called_from_legacy(through=_torch_frame):
         return (output,)
     return None
 
