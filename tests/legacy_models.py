@@ -202,3 +202,202 @@ def run_legacy_lm(directory: Path, max_new_tokens: int = 8) -> dict[str, Any]:
             results["cache" if use_cache else "no_cache"] = generated[:, input_ids.shape[1] :].tolist()
     tied = model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
     return {"logits": logits[:, -1, :8].tolist(), "tokens": results, "tied": tied}
+
+
+# --- Remote-code packages -------------------------------------------------------------------------------------------
+#
+# Every package under tests/fixtures/ is a small model repository written the
+# way one family of 2023-2024 remote-code models wrote theirs. Its
+# fixture.json holds the config.json (with auto_map), the tokenizer files to
+# generate, the transformers version each part is written against ("since")
+# and the patches its code needs on newer versions. The weights are stored in
+# tests/data/fixtures/<name>/model.safetensors; they and reference.json are
+# made by scripts/make_fixture_references.py on the oldest matrix version where
+# the package works natively.
+
+PACKAGES = ("legacy_lm", "legacy_glm", "legacy_baichuan", "legacy_internlm2", "legacy_qwen", "legacy_deepseek")
+PACKAGE_DATA = Path(__file__).resolve().parent / "data" / "fixtures"
+
+
+def package_spec(name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = json.loads((FIXTURES / name / "fixture.json").read_text(encoding="utf-8"))
+    return spec
+
+
+def write_package(name: str, directory: Path, weights: bool = True) -> Path:
+    """Write package *name* (code, config.json, tokenizer files, stored weights) into *directory*."""
+    if name == "legacy_lm":
+        return write_legacy_lm(directory)
+    spec = package_spec(name)
+    directory.mkdir(parents=True, exist_ok=True)
+    for source in (FIXTURES / name).glob("*.py"):
+        shutil.copy(source, directory / source.name)
+    (directory / "config.json").write_text(json.dumps(spec["config"], indent=2), encoding="utf-8")
+    tokenizer = spec.get("tokenizer")
+    if tokenizer is not None:
+        (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer["config"], indent=2), encoding="utf-8")
+        VOCABULARIES[tokenizer["vocabulary"]](directory)
+    stored = PACKAGE_DATA / name / "model.safetensors"
+    if weights:
+        if not stored.exists():
+            raise FileNotFoundError(f"{stored} is missing: run scripts/make_fixture_references.py {name} weights")
+        shutil.copy(stored, directory / "model.safetensors")
+    return directory
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def _glm_vocabulary(directory: Path) -> None:
+    """GLM-style: specials first, then one printable character a line."""
+    specials = ["<unk>", "<pad>", "<eos>", "[gMASK]", "<sop>"]
+    _write_lines(directory / "glm_vocab.txt", specials + [chr(code) for code in range(32, 32 + 96 - len(specials))])
+
+
+BAICHUAN_WORDS = ["hello", "world", "hot", "fix", "20", "24", "Hel", "lo", "wor", "ld"]
+
+
+def _baichuan_vocabulary(directory: Path) -> None:
+    """SentencePiece-like pieces with scores: specials, whole words (with and without the space mark), characters."""
+    specials = ["<unk>", "<s>", "</s>", "<pad>"]
+    words = [*("\u2581" + w for w in BAICHUAN_WORDS), *BAICHUAN_WORDS]
+    characters = ["\u2581", *(chr(code) for code in range(33, 127))]
+    pieces = [*specials, *words, *characters]
+    _write_lines(directory / "pieces.vocab", [f"{piece}\t{-index}" for index, piece in enumerate(pieces)])
+
+
+QWEN_MERGES = ["he", "ll", "hell", "hello", "wo", "or", "ld", "wor", "world", " w", " h", "ho", "hot", "fi", "fix",
+               "hotfix", " hotfix", "20", "24", "2024", "He", "Hell", "Hello", " world"]  # fmt: skip
+
+
+def _qwen_vocabulary(directory: Path) -> None:
+    """tiktoken-style BPE ranks (base64 token, rank): the 256 bytes, then merges in rank order."""
+    import base64
+
+    tokens = [bytes([value]) for value in range(256)] + [merge.encode() for merge in QWEN_MERGES]
+    lines = [f"{base64.b64encode(token).decode()} {rank}" for rank, token in enumerate(tokens)]
+    _write_lines(directory / "qwen.tiktoken", lines)
+
+
+VOCABULARIES = {"glm": _glm_vocabulary, "baichuan": _baichuan_vocabulary, "qwen": _qwen_vocabulary}
+
+
+def randomize(model: Any, seed: int = 0) -> None:
+    """Give every parameter seeded values that do not depend on the transformers version's initialisation."""
+    import zlib
+
+    import torch
+
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            generator = torch.Generator().manual_seed(seed + zlib.crc32(name.encode()))
+            noise = torch.randn(parameter.shape, generator=generator)
+            is_norm = "norm" in name or ".ln_" in name or name.startswith("ln_")
+            parameter.copy_(1.0 + 0.1 * noise if is_norm and parameter.dim() == 1 and "bias" not in name else 0.2 * noise)
+
+
+def _since(name: str) -> dict[str, str]:
+    if name == "legacy_lm":
+        return {"model": "4.36", "tokenizer": "4.33"}
+    since: dict[str, str] = package_spec(name)["since"]
+    return since
+
+
+def package_parts(name: str) -> dict[str, str]:
+    """The parts of package *name* (model, tokenizer) and the transformers version each is written against."""
+    parts = _since(name)
+    if name != "legacy_lm" and package_spec(name).get("tokenizer") is None:
+        parts = {k: v for k, v in parts.items() if k != "tokenizer"}
+    return parts
+
+
+def run_package_model(directory: Path, max_new_tokens: int = 8) -> dict[str, Any]:
+    """Construct from the config, save and reload, load the stored weights, forward, greedy generate (cache on/off).
+
+    A failing stage raises with the stage's name in front of the error.
+    """
+    import tempfile
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    stage = "construct"
+    try:
+        config = AutoConfig.from_pretrained(str(directory), trust_remote_code=True)
+        torch.manual_seed(0)
+        built = AutoModelForCausalLM.from_config(config, trust_remote_code=True)
+        # As the custom-model guide says: so that save_pretrained writes the code beside the weights.
+        type(built).register_for_auto_class("AutoModelForCausalLM")
+        randomize(built, seed=1)
+        stage = "save and reload"
+        with tempfile.TemporaryDirectory() as tmp:
+            built.save_pretrained(tmp)
+            reloaded = AutoModelForCausalLM.from_pretrained(tmp, trust_remote_code=True)
+            saved, loaded = built.state_dict(), reloaded.state_dict()
+            same = saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
+        stage = "load"
+        model = AutoModelForCausalLM.from_pretrained(str(directory), trust_remote_code=True).eval()
+        input_ids, attention_mask = torch.tensor(PROMPTS), torch.tensor(MASK)
+        with torch.no_grad():
+            stage = "forward"
+            logits = model(input_ids, attention_mask=attention_mask).logits
+            tokens = {}
+            for use_cache in (True, False):
+                stage = "generate with cache" if use_cache else "generate without cache"
+                generated = model.generate(
+                    input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens, do_sample=False,
+                    use_cache=use_cache, pad_token_id=0, eos_token_id=2,
+                )  # fmt: skip
+                tokens["cache" if use_cache else "no_cache"] = generated[:, input_ids.shape[1] :].tolist()
+    except Exception as error:
+        raise RuntimeError(f"[{stage}] {type(error).__name__}: {error}") from error
+    return {
+        "class": type(model).__name__,
+        "reloaded_equal": same,
+        "logits": [[round(x, 6) for x in row] for row in logits[:, -1, :].tolist()],
+        "tokens": tokens,
+    }
+
+
+def run_package_tokenizer(directory: Path) -> dict[str, Any]:
+    """Load, encode, decode, pad, batch, save and reload: every output the tokenizer gives."""
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    stage = "load"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=True)
+        stage = "encode"
+        single = tokenizer(TEXTS[0])["input_ids"]
+        stage = "batch"
+        batch = tokenizer(TEXTS, padding=True)
+        stage = "pad"
+        padded = tokenizer.pad({"input_ids": [single, single[:3]]}, padding="longest")
+        stage = "decode"
+        decoded = tokenizer.decode(single, skip_special_tokens=True)
+        batch_decoded = tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True)
+        stage = "save and reload"
+        with tempfile.TemporaryDirectory() as tmp:
+            tokenizer.save_pretrained(tmp)
+            again = AutoTokenizer.from_pretrained(tmp, trust_remote_code=True)(TEXTS, padding=True)["input_ids"]
+    except Exception as error:
+        raise RuntimeError(f"[tokenizer {stage}] {type(error).__name__}: {error}") from error
+    return {
+        "class": type(tokenizer).__name__,
+        "vocab_size": len(tokenizer),
+        "special_ids": [tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id],
+        "single": single,
+        "decoded": decoded,
+        "batch": {key: list(value) for key, value in sorted(batch.items())},
+        "padded": {key: list(value) for key, value in sorted(padded.items())},
+        "batch_decoded": batch_decoded,
+        "reloaded_ids": again,
+    }
+
+
+def run_package(name: str, directory: Path, part: str) -> dict[str, Any]:
+    """Run *part* ("model" or "tokenizer") of package *name* from a fresh copy written into *directory*."""
+    write_package(name, directory)
+    return run_package_model(directory) if part == "model" else run_package_tokenizer(directory)

@@ -532,7 +532,35 @@ def run_revert(workdir: Path) -> Any:
     }  # fmt: skip
 
 
+def run_packages(workdir: Path) -> Any:
+    """Every part of every fixture package written for this transformers or older, each on its own.
+
+    A part that fails is reported as data (its first failing stage and the
+    error) and the next one runs: the packages share nothing but transformers.
+    """
+    from legacy_models import PACKAGES, package_parts, run_package
+    from packaging.version import Version
+
+    import transformers
+
+    here = Version(transformers.__version__)
+    outcomes: dict[str, dict[str, Any]] = {}
+    for name in PACKAGES:
+        for part, since in package_parts(name).items():
+            if here < Version(since):
+                continue
+            try:
+                result = run_package(name, workdir / f"{name}-{part}", part)
+            except Exception as error:  # noqa: BLE001 - reported to the test as data
+                outcome = {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
+            else:
+                outcome = {"ok": True, "error": None, "result": result}
+            outcomes.setdefault(name, {})[part] = outcome
+    return outcomes
+
+
 SCENARIOS = {
+    "packages": run_packages,
     "legacy_lm": run_legacy_lm, "legacy_tok": run_legacy_tok, "direct": run_direct, "fixed_lm": run_fixed_lm,
     "revert": run_revert, "modern": run_modern, "follow": run_follow,
 }  # fmt: skip

@@ -1,0 +1,137 @@
+"""The remote-code fixture packages, stage by stage, against their references.
+
+Each package under tests/fixtures/ is loaded the way users load such models
+(``from_pretrained(dir, trust_remote_code=True)`` of a directory whose
+config.json has ``auto_map``). On every transformers version from the one a
+part (model or tokenizer) is written against: with hotfix, enabled before or
+after transformers is imported, every stage passes and the logits and token
+ids equal the reference made on the oldest matrix version where the package
+works natively (tests/data/fixtures/<name>/reference.json, made by
+scripts/make_fixture_references.py); without hotfix the part fails where one
+of the patches its code needs is in range, with the error users saw (or, for
+a silent break, with other numbers); where none is in range it passes without
+hotfix and those patches report themselves skipped. Runs in every environment
+of the version matrix (scripts/test).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("torch")
+
+from legacy_models import PACKAGE_DATA, PACKAGES, package_parts, package_spec
+from packaging.version import Version
+from test_transformers import PATCHES, REPRODUCERS, TRANSFORMERS, affected, scenario
+
+from hotfix._registry import load_toml
+from hotfix._resources import registry_text
+
+pytestmark = pytest.mark.transformers
+
+CATALOG = {row.id for row in load_toml(registry_text(), "registry.toml")[1]}
+_OUTCOMES: dict[str, dict[str, Any]] = {}
+
+
+def outcome(hotfix: str) -> dict[str, Any]:
+    """The packages scenario run once per mode ("", "before", "after") in a fresh interpreter."""
+    if hotfix not in _OUTCOMES:
+        _OUTCOMES[hotfix] = scenario("packages", hotfix=hotfix or None)
+        assert _OUTCOMES[hotfix]["ok"], _OUTCOMES[hotfix].get("traceback")
+    return _OUTCOMES[hotfix]
+
+
+def patches_of(name: str, part: str | None = None) -> list[str]:
+    """The patches the code of *part* of package *name* needs on newer transformers (both parts: None)."""
+    if part is None:
+        return sorted({p for each in package_parts(name) for p in patches_of(name, each)})
+    if name == "legacy_lm":
+        scenario_name = "legacy_lm" if part == "model" else "legacy_tok"
+        return sorted(p for p, (used_by, _) in REPRODUCERS.items() if used_by == scenario_name)
+    patches: list[str] = package_spec(name)["patches"].get(part, [])
+    return patches
+
+
+def reference(name: str, part: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((PACKAGE_DATA / name / "reference.json").read_text(encoding="utf-8"))
+    return data[part]
+
+
+CASES = [(name, part) for name in PACKAGES for part in package_parts(name)]
+
+
+def needs(name: str, part: str) -> None:
+    since = package_parts(name)[part]
+    if TRANSFORMERS is None or Version(TRANSFORMERS) < Version(since):
+        pytest.skip(f"{name} {part} is written against transformers >= {since}; this is {TRANSFORMERS}")
+
+
+def matches(result: dict[str, Any], expected: dict[str, Any]) -> bool:
+    """Equal, except logits, which may differ by float rounding (1e-5)."""
+    if result.keys() != expected.keys():
+        return False
+    for key, value in expected.items():
+        if key == "logits":
+            rows = list(zip(result[key], value, strict=True))
+            if any(max(abs(a - b) for a, b in zip(r, e, strict=True)) > 1e-5 for r, e in rows):
+                return False
+        elif result[key] != value:
+            return False
+    return True
+
+
+def test_there_are_six_packages_each_with_its_reference_and_known_patches() -> None:
+    assert len(PACKAGES) >= 6
+    for name in PACKAGES:
+        assert (Path(__file__).parent / "fixtures" / name).is_dir()
+        for part in package_parts(name):
+            assert "result" in reference(name, part), (name, part)
+        assert set(patches_of(name)) <= set(PATCHES), name
+
+
+def test_the_packages_exercise_the_catalog_rows_the_issue_names() -> None:
+    """Between them the packages need a patch for each of these rows (the legacy habits of 2023-2024 code)."""
+    needed = {"T1", "T2", "T3", "G1", "G2", "G3", "G4", "G5", "G6", "G7", "G8", "M1", "M2", "M4", "M5", "M6", "M9",
+              "M13", "M16", "M18", "M19", "M21", "M23"}  # fmt: skip
+    covered = {row for name in PACKAGES for patch in patches_of(name) for row in PATCHES[patch].catalog}
+    assert needed <= CATALOG
+    assert needed <= covered, sorted(needed - covered)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize(("name", "part"), CASES)
+def test_package_passes_every_stage_with_hotfix_and_equals_its_reference(name: str, part: str, when: str) -> None:
+    needs(name, part)
+    result = outcome(when)["result"][name][part]
+    assert result["ok"], result.get("traceback")
+    assert matches(result["result"], reference(name, part)["result"])
+    if part == "model":
+        assert result["result"]["reloaded_equal"] is True
+        assert result["result"]["tokens"]["cache"] == result["result"]["tokens"]["no_cache"]
+
+
+@pytest.mark.parametrize(("name", "part"), CASES)
+def test_package_fails_without_hotfix_where_its_patches_are_in_range(name: str, part: str) -> None:
+    needs(name, part)
+    plain = outcome("")["result"][name][part]
+    in_range = [p for p in patches_of(name, part) if affected(p)]
+    expected = reference(name, part)["result"]
+    if not in_range:
+        assert plain["ok"], plain.get("traceback")
+        assert matches(plain["result"], expected)
+        statuses = outcome("before")["status"]
+        for patch in patches_of(name, part):
+            assert statuses[patch]["state"] == "skipped", (patch, statuses[patch])
+        return
+    if plain["ok"]:
+        # Only a silent break can leave the part running: then its numbers differ.
+        assert any(REPRODUCERS[p][1].startswith("!") for p in in_range), (in_range, plain["result"])
+        assert not matches(plain["result"], expected)
+        return
+    errors = [part for p in in_range for part in REPRODUCERS[p][1].split("|") if not part.startswith("!")]
+    assert any(error in plain["error"] for error in errors), (in_range, plain["error"])
