@@ -135,3 +135,42 @@ def apply_default_cache(module: types.ModuleType, shims: Shims) -> None:
         return _supports_default_dynamic_cache
 
     shims.replace(module.GenerationMixin, "_supports_default_dynamic_cache", make)
+
+
+# -- G11: generate() makes position_ids for legacy prepare_inputs_for_generation (5.x) --
+
+
+def probe_position_ids(module: types.ModuleType) -> Finding:
+    if hasattr(module.GenerationMixin, "_prepare_position_ids_for_generation"):
+        return True, "generate() makes position_ids for every model whose forward takes them"
+    return False, "generate() passes position_ids only when the caller gives them"
+
+
+def _legacy_prepare(model: Any) -> bool:
+    prepare = getattr(type(model), "prepare_inputs_for_generation", None)
+    return getattr(prepare, "__module__", "").startswith(LEGACY_PREFIXES)
+
+
+def apply_position_ids(module: types.ModuleType, shims: Shims) -> None:
+    def make(function: Any) -> Any:
+        def _prepare_position_ids_for_generation(self: Any, inputs_tensor: Any, model_kwargs: Any) -> Any:
+            # Legacy prepare_inputs_for_generation makes (and slices) its own position_ids when none are given;
+            # given full-length ones it passes them on unsliced. Give none, as 4.x did.
+            if _legacy_prepare(self):
+                return None
+            return function(self, inputs_tensor, model_kwargs)
+
+        return _prepare_position_ids_for_generation
+
+    shims.replace(module.GenerationMixin, "_prepare_position_ids_for_generation", make)
+
+    def make_expand(function: Any) -> Any:
+        def _expand_inputs_for_generation(self: Any, *args: Any, **kwargs: Any) -> Any:
+            # generate() stored the None given above under "position_ids"; legacy code tests for the key.
+            if "position_ids" in kwargs and kwargs["position_ids"] is None and _legacy_prepare(self):
+                del kwargs["position_ids"]
+            return function(self, *args, **kwargs)
+
+        return _expand_inputs_for_generation
+
+    shims.replace(module.GenerationMixin, "_expand_inputs_for_generation", make_expand)

@@ -260,3 +260,147 @@ def _adapt_gradient_checkpointing(cls: type, shims: Shims) -> None:
 
 def apply_gradient_checkpointing(module: types.ModuleType, shims: Shims) -> None:
     shims.on_subclass(module.PreTrainedModel, _adapt_gradient_checkpointing, exclude=("transformers.",))
+
+
+# -- M2: legacy models that never call post_init() (5.0) ------------------------------
+
+_init_depth: dict[int, int] = {}
+
+
+def probe_post_init(module: types.ModuleType) -> Finding:
+    if "all_tied_weights_keys" in module.PreTrainedModel.post_init.__code__.co_names:
+        return True, "post_init() sets all_tied_weights_keys, which saving and loading read"
+    return False, "post_init() sets no all_tied_weights_keys"
+
+
+def _call_post_init(cls: type, shims: Shims) -> None:
+    if "__init__" not in vars(cls):
+        return
+
+    def make(function: Any) -> Any:
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            # Count the __init__ calls of this instance (super().__init__ chains): post_init runs once, at the end
+            # of the outermost one, as a model that calls it itself does.
+            key = id(self)
+            _init_depth[key] = _init_depth.get(key, 0) + 1
+            try:
+                function(self, *args, **kwargs)
+            finally:
+                depth = _init_depth.pop(key) - 1
+                if depth:
+                    _init_depth[key] = depth
+            if not depth and not hasattr(self, "all_tied_weights_keys"):
+                self.post_init()
+
+        return __init__
+
+    shims.replace(cls, "__init__", make)
+
+
+def apply_post_init(module: types.ModuleType, shims: Shims) -> None:
+    shims.on_subclass(module.PreTrainedModel, _call_post_init, exclude=("transformers.",))
+
+
+# -- M2: legacy tie_weights(self) overrides called with missing_keys=, recompute_mapping= (5.0)
+
+
+def probe_tie_weights(module: types.ModuleType) -> Finding:
+    import inspect
+
+    if "missing_keys" in inspect.signature(module.PreTrainedModel.tie_weights).parameters:
+        return True, "tie_weights is called with missing_keys= and recompute_mapping="
+    return False, "tie_weights takes no missing_keys"
+
+
+def _forget_tied_missing(model: Any, missing_keys: set[str]) -> None:
+    """Take parameters the legacy tie_weights tied to a loaded one out of *missing_keys*, as upstream's does."""
+    groups: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(parameter), []).append(name)
+    for names in groups.values():
+        if len(names) > 1 and any(name not in missing_keys for name in names):
+            missing_keys.difference_update(names)
+
+
+def _adapt_tie_weights(cls: type, shims: Shims) -> None:
+    import inspect
+
+    own = vars(cls).get("tie_weights")
+    if own is None or not callable(own):
+        return
+    parameters = inspect.signature(own).parameters
+    if "missing_keys" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+
+    def make(function: Any) -> Any:
+        def tie_weights(self: Any, missing_keys: set[str] | None = None, recompute_mapping: bool = True) -> Any:
+            result = function(self)
+            if missing_keys is not None:
+                _forget_tied_missing(self, missing_keys)
+            return result
+
+        return tie_weights
+
+    shims.replace(cls, "tie_weights", make)
+
+
+def apply_tie_weights(module: types.ModuleType, shims: Shims) -> None:
+    shims.on_subclass(module.PreTrainedModel, _adapt_tie_weights, exclude=("transformers.",))
+
+
+# -- M25: models are built on the meta device (5.0) -----------------------------------
+
+
+def probe_meta_init(module: types.ModuleType) -> Finding:
+    method = getattr(module.PreTrainedModel, "get_init_context", None)
+    if method is None:
+        return False, "PreTrainedModel.get_init_context not found"
+    if "meta" not in method.__func__.__code__.co_consts:
+        return False, "get_init_context does not build models on the meta device"
+    return True, "get_init_context builds every model on the meta device"
+
+
+def apply_meta_init(module: types.ModuleType, shims: Shims) -> None:
+    import torch
+
+    meta = torch.device("meta")
+
+    def make(function: Any) -> Any:
+        def get_init_context(cls: Any, *args: Any, **kwargs: Any) -> Any:
+            contexts = function(cls, *args, **kwargs)
+            if not cls.__module__.startswith(LEGACY_PREFIXES):
+                return contexts
+            # Legacy code computes tensors in __init__ (RoPE tables, non-persistent buffers, plain tensor
+            # attributes) that loading never fills in: build it on the CPU, as 4.x did by default.
+            return [context for context in contexts if not (isinstance(context, torch.device) and context == meta)]
+
+        return get_init_context
+
+    shims.replace(module.PreTrainedModel, "get_init_context", make)
+    if hasattr(module.PreTrainedModel, "_move_missing_keys_from_meta_to_device"):
+        shims.replace(module.PreTrainedModel, "_move_missing_keys_from_meta_to_device", _keep_legacy_buffers)
+
+
+def _keep_legacy_buffers(function: Any) -> Any:
+    """Loading replaces every non-persistent buffer by ``torch.empty_like`` and leaves its value to
+    ``_init_weights``, which legacy code does not write for its buffers: keep the values its __init__ computed."""
+
+    def _move_missing_keys_from_meta_to_device(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _is_legacy_model(self):
+            return function(self, *args, **kwargs)
+        kept = {name: buffer.detach().clone() for name, buffer in self.named_non_persistent_buffers()
+                if buffer.device.type != "meta"}  # fmt: skip
+        result = function(self, *args, **kwargs)
+        for name, buffer in self.named_non_persistent_buffers():
+            if name in kept and buffer.shape == kept[name].shape:
+                with _no_grad():
+                    buffer.copy_(kept[name].to(buffer.device, buffer.dtype))
+        return result
+
+    return _move_missing_keys_from_meta_to_device
+
+
+def _no_grad() -> Any:
+    import torch
+
+    return torch.no_grad()

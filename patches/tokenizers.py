@@ -36,6 +36,7 @@ import types
 from typing import Any
 
 from hotfix import Finding, Shims
+from hotfix._scope import LEGACY_PREFIXES
 
 _PENDING = "_hotfix_pending_added_tokens"
 _BASE_NAMES = ("PreTrainedTokenizer", "PythonBackend")
@@ -166,3 +167,61 @@ def apply_pad_padding_side(module: types.ModuleType, shims: Shims) -> None:
         return
     shims.set(base, "_hotfix_t2", True)
     shims.on_subclass(base, _wrap_legacy_pad, exclude=("transformers.",))
+
+
+# -- T5: slow tokenizers add [CLS]/[SEP] by default (5.0) ------------------------------
+
+_LEGACY_INPUT_NAMES = ["input_ids", "token_type_ids", "attention_mask"]
+
+
+def _legacy_defines(cls: type, name: str) -> bool:
+    return any(name in vars(klass) for klass in cls.__mro__ if klass.__module__.startswith(LEGACY_PREFIXES))
+
+
+def probe_special_tokens_pattern(module: types.ModuleType) -> Finding:
+    base = _base(module)
+    if base is None:
+        return False, "no slow tokenizer base class here"
+    if "cls_sep" in base.__init__.__code__.co_consts:
+        return True, "slow tokenizers default to special_tokens_pattern='cls_sep'"
+    return False, "slow tokenizers add no special tokens unless asked"
+
+
+def _legacy_build_inputs(self: Any, token_ids_0: list[int], token_ids_1: list[int] | None = None) -> list[int]:
+    """4.x PreTrainedTokenizer.build_inputs_with_special_tokens: no special tokens."""
+    return token_ids_0 if token_ids_1 is None else token_ids_0 + token_ids_1
+
+
+def _give_legacy_build_inputs(cls: type, shims: Shims) -> None:
+    if not cls.__module__.startswith(LEGACY_PREFIXES) or _legacy_defines(cls, "build_inputs_with_special_tokens"):
+        return
+    if "build_inputs_with_special_tokens" not in vars(cls):
+        shims.set(cls, "build_inputs_with_special_tokens", _legacy_build_inputs)
+
+
+def apply_special_tokens_pattern(module: types.ModuleType, shims: Shims) -> None:
+    base = _base(module)
+    assert base is not None
+    shims.on_subclass(base, _give_legacy_build_inputs, exclude=("transformers.",))
+
+
+# -- T6: token_type_ids left out of the default model_input_names (5.0) ---------------
+
+
+def probe_model_input_names(module: types.ModuleType) -> Finding:
+    names = getattr(module.PreTrainedTokenizerBase, "model_input_names", None)
+    if names is not None and "token_type_ids" not in names:
+        return True, f"tokenizers that declare no model_input_names return {names}"
+    return False, "the default model_input_names still include token_type_ids"
+
+
+def _give_legacy_input_names(cls: type, shims: Shims) -> None:
+    if not cls.__module__.startswith(LEGACY_PREFIXES) or _legacy_defines(cls, "model_input_names"):
+        return
+    if any("model_input_names" in vars(klass) for klass in cls.__mro__[1:] if not klass.__module__.startswith("transformers.")):
+        return
+    shims.set(cls, "model_input_names", list(_LEGACY_INPUT_NAMES))
+
+
+def apply_model_input_names(module: types.ModuleType, shims: Shims) -> None:
+    shims.on_subclass(module.PreTrainedTokenizerBase, _give_legacy_input_names, exclude=("transformers.",))

@@ -27,7 +27,7 @@ pytest.importorskip("torch")
 
 from legacy_models import PACKAGE_DATA, PACKAGES, package_parts, package_spec
 from packaging.version import Version
-from test_transformers import PATCHES, REPRODUCERS, TRANSFORMERS, affected, scenario
+from test_transformers import PATCHES, REPRODUCED_IN_TEST_PACKAGES, REPRODUCERS, TRANSFORMERS, affected, scenario
 
 from hotfix._registry import load_toml
 from hotfix._resources import registry_text
@@ -52,7 +52,8 @@ def patches_of(name: str, part: str | None = None) -> list[str]:
         return sorted({p for each in package_parts(name) for p in patches_of(name, each)})
     if name == "legacy_lm":
         scenario_name = "legacy_lm" if part == "model" else "legacy_tok"
-        return sorted(p for p, (used_by, _) in REPRODUCERS.items() if used_by == scenario_name)
+        imports = ["m3-no-init-weights", "m4-is-torch-fx-available"] if part == "model" else []
+        return sorted([*imports, *(p for p, (used_by, _) in REPRODUCERS.items() if used_by == scenario_name)])
     patches: list[str] = package_spec(name)["patches"].get(part, [])
     return patches
 
@@ -60,6 +61,22 @@ def patches_of(name: str, part: str | None = None) -> list[str]:
 def reference(name: str, part: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((PACKAGE_DATA / name / "reference.json").read_text(encoding="utf-8"))
     return data[part]
+
+
+# patch id -> (package, part, what users saw; "!" for a silent break: other numbers)
+PACKAGE_REPRODUCERS: dict[str, tuple[str, str, str]] = {
+    "m2-legacy-post-init": ("legacy_glm", "model", "has no attribute 'all_tied_weights_keys'"),
+    "m2-legacy-tie-weights": ("legacy_baichuan", "model", "tie_weights() got an unexpected keyword argument"),
+    # 5.0-5.x: Qwen's plain tensor attributes stay on meta; RoPE buffers of the others are silently garbage.
+    "m25-legacy-meta-init": ("legacy_qwen", "model", "Tensor on device meta is not on the expected device"),
+    "g11-legacy-position-ids": ("legacy_baichuan", "model", "must match the size of tensor"),
+    "t5-legacy-special-tokens": ("legacy_qwen", "tokenizer", "type of None unknown"),
+    "t6-legacy-model-input-names": ("legacy_qwen", "tokenizer", "!token_type_ids missing"),
+}
+
+
+def users_saw(patch: str) -> str:
+    return PACKAGE_REPRODUCERS[patch][2] if patch in PACKAGE_REPRODUCERS else REPRODUCERS[patch][1]
 
 
 CASES = [(name, part) for name in PACKAGES for part in package_parts(name)]
@@ -130,8 +147,34 @@ def test_package_fails_without_hotfix_where_its_patches_are_in_range(name: str, 
         return
     if plain["ok"]:
         # Only a silent break can leave the part running: then its numbers differ.
-        assert any(REPRODUCERS[p][1].startswith("!") for p in in_range), (in_range, plain["result"])
+        assert any(users_saw(p).startswith("!") for p in in_range), (in_range, plain["result"])
         assert not matches(plain["result"], expected)
         return
-    errors = [part for p in in_range for part in REPRODUCERS[p][1].split("|") if not part.startswith("!")]
+    errors = [part for p in in_range for part in users_saw(p).split("|") if not part.startswith("!")]
     assert any(error in plain["error"] for error in errors), (in_range, plain["error"])
+
+
+def test_every_patch_the_packages_reproduce_is_listed() -> None:
+    assert set(PACKAGE_REPRODUCERS) == REPRODUCED_IN_TEST_PACKAGES
+    for patch, (name, part, _) in PACKAGE_REPRODUCERS.items():
+        assert patch in patches_of(name, part), (patch, name, part)
+
+
+@pytest.mark.parametrize("patch_id", sorted(PACKAGE_REPRODUCERS))
+def test_package_fails_with_hotfix_minus_the_patch_and_passes_with_it(patch_id: str) -> None:
+    name, part, saw = PACKAGE_REPRODUCERS[patch_id]
+    needs(name, part)
+    status = outcome("before")["status"][patch_id]
+    if not affected(patch_id) or status["state"] != "applied":
+        assert status["state"] == "skipped", status
+        return
+    without = scenario("packages", hotfix="before", patches=f"-{patch_id}")
+    assert without["ok"], without.get("traceback")
+    result = without["result"][name][part]
+    if saw.startswith("!"):
+        assert result["ok"], result.get("traceback")
+        assert not matches(result["result"], reference(name, part)["result"])
+    else:
+        assert not result["ok"] and saw in result["error"], result.get("error")
+    repaired = outcome("before")["result"][name][part]
+    assert repaired["ok"] and matches(repaired["result"], reference(name, part)["result"])
