@@ -182,7 +182,7 @@ def probe_special_tokens_pattern(module: types.ModuleType) -> Finding:
     base = _base(module)
     if base is None:
         return False, "no slow tokenizer base class here"
-    if "cls_sep" in base.__init__.__code__.co_consts:
+    if "cls_sep" in vars(base)["__init__"].__code__.co_consts:
         return True, "slow tokenizers default to special_tokens_pattern='cls_sep'"
     return False, "slow tokenizers add no special tokens unless asked"
 
@@ -218,7 +218,11 @@ def probe_model_input_names(module: types.ModuleType) -> Finding:
 def _give_legacy_input_names(cls: type, shims: Shims) -> None:
     if not cls.__module__.startswith(LEGACY_PREFIXES) or _legacy_defines(cls, "model_input_names"):
         return
-    if any("model_input_names" in vars(klass) for klass in cls.__mro__[1:] if not klass.__module__.startswith("transformers.")):
+    if any(
+        "model_input_names" in vars(klass)
+        for klass in cls.__mro__[1:]
+        if not klass.__module__.startswith("transformers.")
+    ):
         return
     shims.set(cls, "model_input_names", list(_LEGACY_INPUT_NAMES))
 

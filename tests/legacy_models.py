@@ -294,7 +294,9 @@ def randomize(model: Any, seed: int = 0) -> None:
             generator = torch.Generator().manual_seed(seed + zlib.crc32(name.encode()))
             noise = torch.randn(parameter.shape, generator=generator)
             is_norm = "norm" in name or ".ln_" in name or name.startswith("ln_")
-            parameter.copy_(1.0 + 0.1 * noise if is_norm and parameter.dim() == 1 and "bias" not in name else 0.2 * noise)
+            parameter.copy_(
+                1.0 + 0.1 * noise if is_norm and parameter.dim() == 1 and "bias" not in name else 0.2 * noise
+            )
 
 
 def _since(name: str) -> dict[str, str]:

@@ -538,10 +538,9 @@ def run_packages(workdir: Path) -> Any:
     A part that fails is reported as data (its first failing stage and the
     error) and the next one runs: the packages share nothing but transformers.
     """
+    import transformers
     from legacy_models import PACKAGES, package_parts, run_package
     from packaging.version import Version
-
-    import transformers
 
     here = Version(transformers.__version__)
     outcomes: dict[str, dict[str, Any]] = {}
@@ -552,7 +551,11 @@ def run_packages(workdir: Path) -> Any:
             try:
                 result = run_package(name, workdir / f"{name}-{part}", part)
             except Exception as error:  # noqa: BLE001 - reported to the test as data
-                outcome = {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
+                outcome = {
+                    "ok": False,
+                    "error": f"{type(error).__name__}: {error}",
+                    "traceback": traceback.format_exc(),
+                }
             else:
                 outcome = {"ok": True, "error": None, "result": result}
             outcomes.setdefault(name, {})[part] = outcome
