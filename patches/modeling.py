@@ -368,8 +368,9 @@ def apply_meta_init(module: types.ModuleType, shims: Shims) -> None:
     def make(function: Any) -> Any:
         def get_init_context(cls: Any, *args: Any, **kwargs: Any) -> Any:
             contexts = function(cls, *args, **kwargs)
-            if not cls.__module__.startswith(LEGACY_PREFIXES):
-                return contexts
+            is_quantized = kwargs.get("is_quantized", args[1] if len(args) > 1 else False)
+            if is_quantized or not cls.__module__.startswith(LEGACY_PREFIXES):
+                return contexts  # quantizers expect meta parameters; 4.x loaded quantized models that way too
             # Legacy code computes tensors in __init__ (RoPE tables, non-persistent buffers, plain tensor
             # attributes) that loading never fills in: build it on the CPU, as 4.x did by default.
             return [context for context in contexts if not (isinstance(context, torch.device) and context == meta)]
