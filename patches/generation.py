@@ -147,8 +147,12 @@ def probe_position_ids(module: types.ModuleType) -> Finding:
 
 
 def _legacy_prepare(model: Any) -> bool:
+    """A prepare_inputs_for_generation of legacy code that does it all itself (does not call super()'s)."""
     prepare = getattr(type(model), "prepare_inputs_for_generation", None)
-    return getattr(prepare, "__module__", "").startswith(LEGACY_PREFIXES)
+    if not getattr(prepare, "__module__", "").startswith(LEGACY_PREFIXES):
+        return False
+    code = getattr(prepare, "__code__", None)
+    return code is not None and "prepare_inputs_for_generation" not in code.co_names
 
 
 def apply_position_ids(module: types.ModuleType, shims: Shims) -> None:

@@ -174,8 +174,16 @@ def apply_pad_padding_side(module: types.ModuleType, shims: Shims) -> None:
 _LEGACY_INPUT_NAMES = ["input_ids", "token_type_ids", "attention_mask"]
 
 
-def _legacy_defines(cls: type, name: str) -> bool:
-    return any(name in vars(klass) for klass in cls.__mro__ if klass.__module__.startswith(LEGACY_PREFIXES))
+def _inherits_default(cls: type, name: str, default_owner: type) -> bool:
+    """Whether a legacy class *cls* takes attribute *name* from *default_owner* (the generic base's default).
+
+    A legacy tokenizer built on a concrete transformers tokenizer (a BERT or
+    Llama subclass) keeps that tokenizer's own behaviour.
+    """
+    if not cls.__module__.startswith(LEGACY_PREFIXES):
+        return False
+    owner = next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+    return owner is default_owner
 
 
 def probe_special_tokens_pattern(module: types.ModuleType) -> Finding:
@@ -192,17 +200,15 @@ def _legacy_build_inputs(self: Any, token_ids_0: list[int], token_ids_1: list[in
     return token_ids_0 if token_ids_1 is None else token_ids_0 + token_ids_1
 
 
-def _give_legacy_build_inputs(cls: type, shims: Shims) -> None:
-    if not cls.__module__.startswith(LEGACY_PREFIXES) or _legacy_defines(cls, "build_inputs_with_special_tokens"):
-        return
-    if "build_inputs_with_special_tokens" not in vars(cls):
-        shims.set(cls, "build_inputs_with_special_tokens", _legacy_build_inputs)
-
-
 def apply_special_tokens_pattern(module: types.ModuleType, shims: Shims) -> None:
     base = _base(module)
     assert base is not None
-    shims.on_subclass(base, _give_legacy_build_inputs, exclude=("transformers.",))
+
+    def give(cls: type, shims: Shims) -> None:
+        if _inherits_default(cls, "build_inputs_with_special_tokens", base):
+            shims.set(cls, "build_inputs_with_special_tokens", _legacy_build_inputs)
+
+    shims.on_subclass(base, give, exclude=("transformers.",))
 
 
 # -- T6: token_type_ids left out of the default model_input_names (5.0) ---------------
@@ -215,17 +221,11 @@ def probe_model_input_names(module: types.ModuleType) -> Finding:
     return False, "the default model_input_names still include token_type_ids"
 
 
-def _give_legacy_input_names(cls: type, shims: Shims) -> None:
-    if not cls.__module__.startswith(LEGACY_PREFIXES) or _legacy_defines(cls, "model_input_names"):
-        return
-    if any(
-        "model_input_names" in vars(klass)
-        for klass in cls.__mro__[1:]
-        if not klass.__module__.startswith("transformers.")
-    ):
-        return
-    shims.set(cls, "model_input_names", list(_LEGACY_INPUT_NAMES))
-
-
 def apply_model_input_names(module: types.ModuleType, shims: Shims) -> None:
-    shims.on_subclass(module.PreTrainedTokenizerBase, _give_legacy_input_names, exclude=("transformers.",))
+    default_owner = module.PreTrainedTokenizerBase
+
+    def give(cls: type, shims: Shims) -> None:
+        if _inherits_default(cls, "model_input_names", default_owner):
+            shims.set(cls, "model_input_names", list(_LEGACY_INPUT_NAMES))
+
+    shims.on_subclass(default_owner, give, exclude=("transformers.",))
