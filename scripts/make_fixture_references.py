@@ -7,7 +7,9 @@
 Run each with the interpreter of the oldest matrix environment where that part
 of the package works natively, without hotfix: the version in the package's
 fixture.json "since" (legacy_lm: model 4.36, tokenizer 4.33), rounded up to the
-matrix. ``bash scripts/setup matrix`` makes the environments, e.g.
+matrix. ``bash scripts/setup matrix`` makes the environments; the LegacyLM
+tokenizer breaks on every matrix version (T1), so its reference comes from
+.venv-tf4.33, made by ``bash scripts/setup reference``. For example
 
     .venv-tf4.34/bin/python scripts/make_fixture_references.py legacy_qwen model
 

@@ -1,19 +1,14 @@
-"""Regenerate the reference outputs of the legacy fixtures.
+"""Regenerate the reference of the LegacyLM scenarios (tests/data/legacy_lm_reference.json).
 
-Run each with the interpreter of the oldest environment where that fixture
-works natively (no hotfix):
+Run it with the interpreter of the oldest matrix environment where LegacyLM
+works natively (it uses DynamicCache: 4.36+), without hotfix:
 
-    .venv-tf4.40/bin/python scripts/make_references.py            # the LegacyLM model (DynamicCache: 4.36+)
-    .venv-tf4.33/bin/python scripts/make_references.py tokenizer  # its 2023-style tokenizer (breaks from 4.34)
+    .venv-tf4.40/bin/python scripts/make_references.py
 
-(``bash scripts/setup reference`` makes .venv-tf4.33, which is outside the
-test matrix: the tokenizer is written for transformers <= 4.33 and fails
-natively on every matrix version, which is the break it reproduces.)
-
-The model reference (tests/data/legacy_lm_reference.json) holds the
-last-position logits and the greedy tokens with and without cache; the
-tokenizer reference (tests/data/legacy_tok_reference.json) the ids, masks and
-strings of every tokenizer stage. Tests on newer versions compare against them.
+It holds the last-position logits and the greedy tokens with and without cache
+of the ``legacy_lm`` scenario (tests/scenario.py); the per-patch tests on newer
+versions compare against it. The LegacyLM tokenizer's reference, like every
+fixture package's, is made by scripts/make_fixture_references.py.
 """
 
 from __future__ import annotations
@@ -27,22 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    which = sys.argv[1] if len(sys.argv) > 1 else "model"
-    if which not in ("model", "tokenizer"):
-        raise SystemExit("usage: make_references.py [model|tokenizer]")
-    name = "legacy_lm" if which == "model" else "legacy_tok"
+    if len(sys.argv) > 1:
+        raise SystemExit(
+            "usage: make_references.py   (the tokenizer: scripts/make_fixture_references.py legacy_lm tokenizer)"
+        )
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "scenario.py"), name],
+        [sys.executable, str(ROOT / "tests" / "scenario.py"), "legacy_lm"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     outcome = json.loads(completed.stdout.strip().splitlines()[-1])
     if not outcome["ok"]:
         raise SystemExit(f"the fixture does not run natively here: {outcome['error']}")
-    if which == "model":
-        reference = {"transformers": outcome["transformers"], **outcome["result"]}
-    else:
-        reference = {"transformers": outcome["transformers"], "result": outcome["result"]}
-    target = ROOT / "tests" / "data" / f"{name}_reference.json"
+    reference = {"transformers": outcome["transformers"], **outcome["result"]}
+    target = ROOT / "tests" / "data" / "legacy_lm_reference.json"
     target.write_text(json.dumps(reference, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {target} from transformers {outcome['transformers']}")
 

@@ -104,35 +104,6 @@ def write_legacy_lm_tokenizer(directory: Path, vocab_size: int) -> None:
 TEXTS = ["Hello, world!", "hotfix ~ 2024", "a"]
 
 
-def run_legacy_tokenizer(directory: Path) -> dict[str, Any]:
-    """The tokenizer stages users run: load, encode, decode, pad a batch, save and reload."""
-    import tempfile
-
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=True)
-    single = tokenizer(TEXTS[0])["input_ids"]
-    batch = tokenizer(TEXTS, padding=True)
-    padded = tokenizer.pad({"input_ids": [single, single[:3]]}, padding="longest")
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer.save_pretrained(tmp)
-        reloaded = AutoTokenizer.from_pretrained(tmp, trust_remote_code=True)
-        again = reloaded(TEXTS, padding=True)["input_ids"]
-    return {
-        "class": type(tokenizer).__name__,
-        "vocab_size": len(tokenizer),
-        "special_ids": [tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id],
-        "single": single,
-        "decoded": tokenizer.decode(single, skip_special_tokens=True),
-        "batch_ids": batch["input_ids"],
-        "batch_mask": batch["attention_mask"],
-        "padded_ids": padded["input_ids"],
-        "padded_mask": padded["attention_mask"],
-        "batch_decoded": tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True),
-        "reloaded_ids": again,
-    }
-
-
 HAND_FIXES = [
     (
         "from transformers.modeling_utils import no_init_weights  # noqa: F401  (kept from the original repo)\n",

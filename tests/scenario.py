@@ -399,9 +399,9 @@ def run_legacy_lm(workdir: Path) -> Any:
 
 
 def run_legacy_tok(workdir: Path) -> Any:
-    from legacy_models import run_legacy_tokenizer, write_legacy_lm
+    from legacy_models import run_package_tokenizer, write_legacy_lm
 
-    return run_legacy_tokenizer(write_legacy_lm(workdir / "legacy_lm"))
+    return run_package_tokenizer(write_legacy_lm(workdir / "legacy_lm"))
 
 
 def run_direct(workdir: Path) -> Any:
