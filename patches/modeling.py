@@ -385,6 +385,7 @@ def apply_meta_init(module: types.ModuleType, shims: Shims) -> None:
 def _keep_legacy_buffers(function: Any) -> Any:
     """Loading replaces every non-persistent buffer by ``torch.empty_like`` and leaves its value to
     ``_init_weights``, which legacy code does not write for its buffers: keep the values its __init__ computed."""
+    import torch
 
     def _move_missing_keys_from_meta_to_device(self: Any, *args: Any, **kwargs: Any) -> Any:
         if not _is_legacy_model(self):
@@ -392,16 +393,10 @@ def _keep_legacy_buffers(function: Any) -> Any:
         kept = {name: buffer.detach().clone() for name, buffer in self.named_non_persistent_buffers()
                 if buffer.device.type != "meta"}  # fmt: skip
         result = function(self, *args, **kwargs)
-        for name, buffer in self.named_non_persistent_buffers():
-            if name in kept and buffer.shape == kept[name].shape:
-                with _no_grad():
+        with torch.no_grad():
+            for name, buffer in self.named_non_persistent_buffers():
+                if name in kept and buffer.shape == kept[name].shape:
                     buffer.copy_(kept[name].to(buffer.device, buffer.dtype))
         return result
 
     return _move_missing_keys_from_meta_to_device
-
-
-def _no_grad() -> Any:
-    import torch
-
-    return torch.no_grad()

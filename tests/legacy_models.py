@@ -270,19 +270,10 @@ def randomize(model: Any, seed: int = 0) -> None:
             )
 
 
-def _since(name: str) -> dict[str, str]:
-    if name == "legacy_lm":
-        return {"model": "4.36", "tokenizer": "4.33"}
-    since: dict[str, str] = package_spec(name)["since"]
-    return since
-
-
 def package_parts(name: str) -> dict[str, str]:
     """The parts of package *name* (model, tokenizer) and the transformers version each is written against."""
-    parts = _since(name)
-    if name != "legacy_lm" and package_spec(name).get("tokenizer") is None:
-        parts = {k: v for k, v in parts.items() if k != "tokenizer"}
-    return parts
+    since: dict[str, str] = package_spec(name)["since"]
+    return since
 
 
 def run_package_model(directory: Path, max_new_tokens: int = 8) -> dict[str, Any]:
