@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._errors import HotfixError, PatchFailedError, RegistryError
+from ._errors import ConfigurationError, HotfixError, PatchFailedError, RegistryError
 from ._hookspecs import hookimpl
 from ._patch import Finding, Patch
 from ._runtime import RUNTIME, PatchStatus, Status
+from ._scope import is_legacy
 from ._shims import Shims
 
 __all__ = [
+    "ConfigurationError",
     "Finding",
     "HotfixError",
     "Patch",
@@ -30,6 +32,7 @@ __all__ = [
     "enable",
     "hookimpl",
     "is_enabled",
+    "is_legacy",
     "register_plugin",
     "status",
     "unregister_plugin",
@@ -38,17 +41,26 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def enable(patches: Sequence[str] | None = None, strict: bool | None = None, propagate: bool = True) -> None:
+def enable(
+    patches: Sequence[str] | None = None,
+    strict: bool | None = None,
+    propagate: bool = True,
+    legacy: Sequence[str] | None = None,
+) -> None:
     """Install the import hook and apply every selected patch whose break is present.
 
     *patches* selects patches like ``HOTFIX_PATCHES`` (ids or globs, ``-id`` to
     deny); ``None`` reads ``HOTFIX_PATCHES``. *strict* makes a failing patch
-    raise :class:`PatchFailedError` (``None`` reads ``HOTFIX_STRICT``). With
-    *propagate*, the environment is set so that worker processes activate
-    hotfix too (``HOTFIX_ENABLE=1``); :func:`disable` restores it. Calling it
-    again while enabled does nothing. Imports none of the target libraries.
+    raise :class:`PatchFailedError` (``None`` reads ``HOTFIX_STRICT``).
+    *legacy* lists module-name globs of more legacy code (vendored copies of
+    remote-code files, e.g. ``["llava.model.*"]``) that the scoped shims treat
+    like ``transformers_modules.*``; ``None`` reads ``HOTFIX_LEGACY``; a bad
+    glob raises :class:`ConfigurationError`. With *propagate*, the environment
+    is set so that worker processes activate hotfix too (``HOTFIX_ENABLE=1``
+    and the settings above); :func:`disable` restores it. Calling it again
+    while enabled does nothing. Imports none of the target libraries.
     """
-    RUNTIME.enable(patches=patches, strict=strict, propagate=propagate)
+    RUNTIME.enable(patches=patches, strict=strict, propagate=propagate, legacy=legacy)
 
 
 def disable() -> None:

@@ -1,4 +1,4 @@
-"""The ``hotfix`` command: list, doctor, run."""
+"""The ``hotfix`` command: list, doctor, check, run."""
 
 from __future__ import annotations
 
@@ -72,10 +72,33 @@ def _doctor(as_json: bool) -> int:
             print(f"known breaks here that hotfix refuses to shim (see docs/patches.md): {len(report['refused'])}")
             for item in report["refused"]:
                 print(f"  {item['id']}: {item['why']}")
+        for item in report["newer_than_tested"]:
+            print(
+                f"warning: {item['distribution']} {item['version']} is newer than the newest release hotfix was "
+                f"tested with ({item['tested']}): breaks it brings may be uncovered; run `hotfix check` on your "
+                "model folders before deploying"
+            )
         for error in report["registry_errors"]:
             print(f"registry error: {error}")
         print("ok" if report["ok"] else "not ok: see above")
     return 0 if report["ok"] else 1
+
+
+def _check(folders: Sequence[str], as_json: bool, compare: bool) -> int:
+    from pathlib import Path
+
+    from ._check import check, format_report, passed
+
+    reports = []
+    for folder in folders:
+        reports.append(check(Path(folder), use_hotfix=True))
+        if compare:
+            reports.append(check(Path(folder), use_hotfix=False))
+    if as_json:
+        print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+    else:
+        print("\n\n".join(format_report(report) for report in reports))
+    return 0 if all(passed(r) for r in reports if r.get("hotfix")) else 1
 
 
 def _run(command: Sequence[str]) -> int:
@@ -101,6 +124,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     listing.add_argument("--json", action="store_true")
     doctor = commands.add_parser("doctor", help="versions, patches that would apply, uncovered breaks")
     doctor.add_argument("--json", action="store_true")
+    checking = commands.add_parser(
+        "check",
+        help="run a model folder's own code on a tiny model built from its config (RUNS THE MODEL'S CODE)",
+        description="Builds a tiny model from each folder's config.json (shrunk by hotfix/shrink.toml; no weights "
+        "needed) and runs construct, save and reload, forward, greedy generate with and without cache and the "
+        "tokenizer, in a subprocess, with hotfix enabled. This imports and runs the Python files of the folder, "
+        "as trust_remote_code=True does: check only code you would run. Exit 1 when a stage fails.",
+    )
+    checking.add_argument("folders", nargs="+", metavar="PATH")
+    checking.add_argument("--json", action="store_true")
+    checking.add_argument("--compare", action="store_true", help="also run every stage without hotfix")
     run = commands.add_parser("run", help="run a command with hotfix enabled (HOTFIX_ENABLE=1)")
     run.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -109,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args.json)
         if args.command == "doctor":
             return _doctor(args.json)
+        if args.command == "check":
+            return _check(args.folders, args.json, args.compare)
         command = list(args.cmd)
         if command and command[0] == "--":
             command = command[1:]

@@ -9,11 +9,34 @@ from typing import Any
 from ._runtime import RUNTIME
 from ._versions import gate, installed_version
 
-__all__ = ["DISTRIBUTIONS", "diagnose"]
+__all__ = ["DISTRIBUTIONS", "NEWEST_TESTED", "diagnose"]
 
 DISTRIBUTIONS = (
     "torch", "transformers", "tokenizers", "accelerate", "peft", "huggingface_hub", "auto_gptq", "safetensors",
 )  # fmt: skip
+
+# The newest release of each target that this version of hotfix was tested with
+# (the latest stack, constraints/latest.txt; a test keeps the two equal). A newer
+# release may bring breaks that no patch covers yet.
+NEWEST_TESTED = {
+    "torch": "2.13.0", "transformers": "5.24.0", "tokenizers": "0.23.3", "accelerate": "1.15.0",
+    "peft": "0.21.2", "huggingface_hub": "2.4.0", "safetensors": "0.8.0",
+}  # fmt: skip
+
+
+def _newer_than_tested() -> list[dict[str, str]]:
+    from packaging.version import InvalidVersion, Version
+
+    newer = []
+    for name, tested in NEWEST_TESTED.items():
+        version = installed_version(name)
+        try:
+            is_newer = version is not None and Version(version).release > Version(tested).release
+        except InvalidVersion:
+            continue
+        if is_newer and version is not None:
+            newer.append({"distribution": name, "version": version, "tested": tested})
+    return newer
 
 
 def _torch_details() -> dict[str, Any]:
@@ -64,5 +87,6 @@ def diagnose() -> dict[str, Any]:
         "uncovered": uncovered,
         "refused": refused,
         "registry_errors": list(RUNTIME.collected().errors),
+        "newer_than_tested": _newer_than_tested(),
         "ok": not uncovered and not RUNTIME.collected().errors,
     }

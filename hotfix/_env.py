@@ -13,6 +13,12 @@ process can change them before calling :func:`hotfix.enable`.
 ``HOTFIX_STRICT``
     ``1`` makes a failing patch raise :class:`hotfix.PatchFailedError` instead
     of being logged and rolled back (for CI).
+``HOTFIX_LEGACY``
+    Comma-separated module-name globs (``llava.model.*,rc_*``) of more code
+    that hotfix treats as legacy, beside remote code (``transformers_modules.*``)
+    and auto-gptq: vendored copies of remote-code model files, projects that
+    copy ``modeling_*.py`` into their own tree. A glob also covers the
+    submodules of what it names (``llava`` covers ``llava.model.mpt``).
 ``HOTFIX_LOG_LEVEL``
     Level of the ``hotfix`` logger (``DEBUG``, ``INFO``, ...). When set and no
     handler is configured anywhere, hotfix attaches a stderr handler to its own
@@ -27,11 +33,13 @@ import os
 
 __all__ = [
     "ENABLE",
+    "LEGACY",
     "LOG_FORMAT",
     "LOG_LEVEL",
     "PATCHES",
     "STRICT",
     "enabled",
+    "legacy_modules",
     "log_format",
     "log_level",
     "patch_selection",
@@ -41,6 +49,7 @@ __all__ = [
 ENABLE = "HOTFIX_ENABLE"
 PATCHES = "HOTFIX_PATCHES"
 STRICT = "HOTFIX_STRICT"
+LEGACY = "HOTFIX_LEGACY"
 LOG_LEVEL = "HOTFIX_LOG_LEVEL"
 LOG_FORMAT = "HOTFIX_LOG_FORMAT"
 
@@ -66,6 +75,12 @@ def patch_selection() -> list[str] | None:
     raw = os.environ.get(PATCHES, "")
     items = [item.strip() for item in raw.split(",") if item.strip()]
     return items or None
+
+
+def legacy_modules() -> list[str]:
+    """The module-name globs in ``HOTFIX_LEGACY`` (empty when unset)."""
+    raw = os.environ.get(LEGACY, "")
+    return [item.strip() for item in raw.split(",") if item.strip()]
 
 
 def log_level() -> str | None:

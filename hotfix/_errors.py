@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["HotfixError", "PatchFailedError", "RegistryError"]
+__all__ = ["ConfigurationError", "HotfixError", "PatchFailedError", "RegistryError"]
 
 
 class HotfixError(Exception):
@@ -21,6 +21,18 @@ class RegistryError(HotfixError):
         self.entry = entry
         self.problem = problem
         super().__init__(f"{source}: entry {entry}: {problem}")
+
+
+class ConfigurationError(HotfixError, ValueError):
+    """A setting (an environment variable or an argument of :func:`hotfix.enable`) has a value hotfix cannot use.
+
+    The message names the setting, the value and what was expected.
+    """
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        super().__init__(f"{setting}: {problem}")
 
 
 class PatchFailedError(HotfixError):

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
-from . import _env, _log
-from ._errors import HotfixError, PatchFailedError
+from . import _env, _log, _scope
+from ._errors import ConfigurationError, HotfixError, PatchFailedError
 from ._importer import Finder
 from ._patch import Patch
 from ._plugins import Collected, collect, make_manager
@@ -235,13 +235,20 @@ class Runtime:
 
     # -- enable / disable ------------------------------------------------------
 
-    def enable(self, patches: Sequence[str] | None = None, strict: bool | None = None, propagate: bool = True) -> None:
+    def enable(
+        self,
+        patches: Sequence[str] | None = None,
+        strict: bool | None = None,
+        propagate: bool = True,
+        legacy: Sequence[str] | None = None,
+    ) -> None:
         events: list[_Event] = []
         with self.lock:
             if self.enabled:
                 return
             _log.configure()
             self.strict = _env.strict() if strict is None else strict
+            self._declare_legacy(legacy)
             selection = list(patches) if patches is not None else _env.patch_selection()
             collected = self.collected()
             chosen = select(collected.patches, selection)
@@ -284,7 +291,7 @@ class Runtime:
             self.enabled = True
             self.generation += 1
             if propagate:
-                self._propagate(selection, self.strict)
+                self._propagate(selection, self.strict, _scope.declared_legacy())
             finder = self.finder
         self._emit(events)
         # Targets imported before enable(): apply now, outside the lock (each
@@ -315,12 +322,35 @@ class Runtime:
                 slot.active = False
             self._internal.revert()
             self._restore_environ()
+            _scope.declare_legacy(())
         self._emit(events)
 
-    def _propagate(self, selection: Sequence[str] | None, strict: bool) -> None:
+    def _declare_legacy(self, legacy: Sequence[str] | None) -> None:
+        """Declare the legacy module globs of ``enable(legacy=...)`` (raises on a bad one) or ``HOTFIX_LEGACY``.
+
+        A bad glob in the environment must not turn hotfix off for the process
+        (the .pth activation reads it): it is logged and left out, except in
+        strict mode, where it raises like a failing patch.
+        """
+        if legacy is not None:
+            _scope.declare_legacy(legacy, "hotfix.enable(legacy=...)")
+            return
+        kept: list[str] = []
+        for glob in _env.legacy_modules():
+            try:
+                kept.extend(_scope.declare_legacy([glob], _env.LEGACY))
+            except ConfigurationError as error:
+                if self.strict:
+                    _scope.declare_legacy(())
+                    raise
+                _log.emit("error", "config.invalid", setting=_env.LEGACY, detail=error.problem)
+        _scope.declare_legacy(kept, _env.LEGACY)
+
+    def _propagate(self, selection: Sequence[str] | None, strict: bool, legacy: Sequence[str]) -> None:
         """Set the environment so that worker processes (spawn, torchrun) activate too."""
         wanted = {_env.ENABLE: "1", _env.PATCHES: ",".join(selection) if selection else None}
         wanted[_env.STRICT] = "1" if strict else None
+        wanted[_env.LEGACY] = ",".join(legacy) if legacy else None
         self._environ = {name: os.environ.get(name) for name in wanted}
         for name, value in wanted.items():
             if value is None:

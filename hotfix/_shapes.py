@@ -8,7 +8,6 @@ module has been imported by the user's code.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import types
 from collections.abc import Callable
@@ -65,7 +64,7 @@ def moved_name(entry: dict[str, Any]) -> Built:
 
 def _reexport(name: str, target: str) -> Callable[[], types.ModuleType]:
     def factory() -> types.ModuleType:
-        source = importlib.import_module(target)
+        source = resolve_object(target)  # a library module, or hotfix's own (patches.<name>)
         module = types.ModuleType(name, f"Removed upstream; hotfix re-exports {target}.")
         public = getattr(source, "__all__", None) or [n for n in vars(source) if not n.startswith("_")]
         for key in public:

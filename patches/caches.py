@@ -30,8 +30,8 @@ import dis
 import types
 from typing import Any
 
-from hotfix import Finding, Shims
-from hotfix._scope import LEGACY_PREFIXES, called_from_legacy, caller_frame
+from hotfix import Finding, Shims, is_legacy
+from hotfix._scope import called_from_legacy, caller_frame
 from hotfix._subclass import all_subclasses
 
 _EXPECTS_NONE: dict[tuple[types.CodeType, int], bool] = {}
@@ -64,7 +64,7 @@ def _tests_none(window: list[dis.Instruction]) -> bool:
 
 def _legacy_caller_expects_none() -> bool:
     frame = caller_frame(2)
-    if frame is None or not frame.f_globals.get("__name__", "").startswith(LEGACY_PREFIXES):
+    if frame is None or not is_legacy(frame.f_globals.get("__name__", "")):
         return False
     key = (frame.f_code, frame.f_lasti)
     answer = _EXPECTS_NONE.get(key)

@@ -32,8 +32,8 @@ from __future__ import annotations
 import types
 from typing import Any
 
-from hotfix import Finding, Shims
-from hotfix._scope import LEGACY_PREFIXES, called_from_legacy
+from hotfix import Finding, Shims, is_legacy
+from hotfix._scope import called_from_legacy
 
 # PretrainedConfig._get_global_generation_defaults() of transformers 4.57.
 GENERATION_DEFAULTS: dict[str, Any] = {
@@ -75,7 +75,7 @@ def _getattr(self: Any, name: str) -> Any:
 
 def _adapt(cls: type, shims: Shims) -> None:
     if "__getattr__" not in vars(cls) and not any("__getattr__" in vars(b) for b in cls.__mro__[1:-1]
-                                                   if b.__module__.startswith(LEGACY_PREFIXES)):  # fmt: skip
+                                                   if is_legacy(b.__module__)):  # fmt: skip
         shims.set(cls, "__getattr__", _getattr)
 
 
@@ -84,7 +84,7 @@ def apply_generation_defaults(module: types.ModuleType, shims: Shims) -> None:
 
     def make(function: Any) -> Any:
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            if type(self).__module__.startswith(LEGACY_PREFIXES):
+            if is_legacy(type(self).__module__):
                 kept = {k: kwargs[k] for k in KEPT_NAMES if k in kwargs}
                 if kept:
                     self.__dict__.setdefault(_KEPT, {}).update(kept)

@@ -37,11 +37,13 @@ cache to the model, as 4.x did.
 from __future__ import annotations
 
 import dis
+import inspect
 import types
+import weakref
 from typing import Any
 
-from hotfix import Finding, Shims
-from hotfix._scope import LEGACY_PREFIXES, caller_frame
+from hotfix import Finding, Shims, is_legacy
+from hotfix._scope import caller_frame
 
 _CACHE_NAMES = ("past_key_values", "mems", "past_buckets_states", "cache_params")
 _UNPACKS: dict[tuple[types.CodeType, int], bool] = {}
@@ -64,10 +66,16 @@ def _unpacks_pair(frame: types.FrameType | None) -> bool:
 
 
 def _past_from(outputs: Any) -> tuple[str, Any]:
-    """``(cache name, cache)``; like upstream, the name is ``past_key_values`` when the output holds no cache."""
+    """``(cache name, cache)``; like upstream, the name is ``past_key_values`` when the output holds no cache.
+
+    From 5.24 model outputs name the field ``cache``; legacy callers store the
+    result under the name they get back and read it as ``past_key_values``.
+    """
     for name in _CACHE_NAMES:
         if name in outputs:
             return name, getattr(outputs, name)
+    if "cache" in outputs:
+        return "past_key_values", outputs["cache"]
     return "past_key_values", None
 
 
@@ -128,7 +136,7 @@ def probe_default_cache(module: types.ModuleType) -> Finding:
 def apply_default_cache(module: types.ModuleType, shims: Shims) -> None:
     def make(function: Any) -> Any:
         def _supports_default_dynamic_cache(cls: Any) -> Any:
-            if cls.__module__.startswith(LEGACY_PREFIXES) and not _declares_cache_support(cls):
+            if is_legacy(cls.__module__) and not _declares_cache_support(cls):
                 return False
             return function(cls)
 
@@ -149,7 +157,7 @@ def probe_position_ids(module: types.ModuleType) -> Finding:
 def _legacy_prepare(model: Any) -> bool:
     """A prepare_inputs_for_generation of legacy code that does it all itself (does not call super()'s)."""
     prepare = getattr(type(model), "prepare_inputs_for_generation", None)
-    if not getattr(prepare, "__module__", "").startswith(LEGACY_PREFIXES):
+    if not is_legacy(getattr(prepare, "__module__", "")):
         return False
     code = getattr(prepare, "__code__", None)
     return code is not None and "prepare_inputs_for_generation" not in code.co_names
@@ -178,3 +186,121 @@ def apply_position_ids(module: types.ModuleType, shims: Shims) -> None:
         return _expand_inputs_for_generation
 
     shims.replace(module.GenerationMixin, "_expand_inputs_for_generation", make_expand)
+
+
+# -- G12: generate() drops an all-ones attention mask (5.23) -----------------------
+
+
+def _legacy_update_kwargs(model: Any) -> bool:
+    """A legacy class in the model's MRO overrides _update_model_kwargs_for_generation (the ChatGLM shape)."""
+    return any(
+        "_update_model_kwargs_for_generation" in vars(klass) and is_legacy(klass.__module__)
+        for klass in type(model).__mro__
+    )
+
+
+def probe_dropped_mask(module: types.ModuleType) -> Finding:
+    generate = inspect.unwrap(module.GenerationMixin.generate)
+    if "_mask_length" in getattr(generate, "__code__", types.SimpleNamespace(co_names=())).co_names:
+        return True, "generate() replaces an all-ones attention_mask with None"
+    return False, "generate() keeps the attention_mask it makes"
+
+
+def apply_dropped_mask(module: types.ModuleType, shims: Shims) -> None:
+    def make(function: Any) -> Any:
+        def _expand_inputs_for_generation(self: Any, *args: Any, **kwargs: Any) -> Any:
+            # Called right after generate() dropped the mask: legacy code gets the
+            # all-ones mask of the prompt that 4.x always passed (and tested for).
+            if (
+                "attention_mask" in kwargs
+                and kwargs["attention_mask"] is None
+                and (_legacy_update_kwargs(self) or _legacy_prepare(self))
+            ):
+                import torch
+
+                prompt = kwargs.get("inputs_embeds")
+                if prompt is None:
+                    prompt = kwargs["input_ids"] if "input_ids" in kwargs else args[0] if args else None
+                if prompt is not None:
+                    kwargs["attention_mask"] = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
+            return function(self, *args, **kwargs)
+
+        return _expand_inputs_for_generation
+
+    shims.replace(module.GenerationMixin, "_expand_inputs_for_generation", make)
+
+
+# -- G13: prepare_inputs_for_generation gets the cache as cache= (5.24) -------------
+
+
+def _names_parameter(function: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def probe_cache_keyword(module: types.ModuleType) -> Finding:
+    from transformers.generation.utils import GenerationMixin
+
+    prepare = GenerationMixin.prepare_inputs_for_generation
+    if _names_parameter(prepare, "cache") and not _names_parameter(prepare, "past_key_values"):
+        return True, "generate() passes the cache to prepare_inputs_for_generation as cache="
+    return False, "prepare_inputs_for_generation takes past_key_values"
+
+
+def _wrap_legacy_prepare(cls: type, shims: Shims) -> None:
+    prepare = vars(cls).get("prepare_inputs_for_generation")
+    if not isinstance(prepare, types.FunctionType) or not is_legacy(cls.__module__):
+        return
+    if not _names_parameter(prepare, "past_key_values") or _names_parameter(prepare, "cache"):
+        return
+
+    def make(function: Any) -> Any:
+        def prepare_inputs_for_generation(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if "cache" in kwargs:
+                cache = kwargs.pop("cache")
+                # A legacy _update_model_kwargs_for_generation stores the new cache
+                # as past_key_values: that one is current; "cache" is the first one.
+                if kwargs.get("past_key_values") is None and len(args) < 2:
+                    kwargs["past_key_values"] = cache
+            return function(self, *args, **kwargs)
+
+        return prepare_inputs_for_generation
+
+    shims.replace(cls, "prepare_inputs_for_generation", make)
+
+
+_PAST_ONLY: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
+
+
+def _forward_takes_past_only(model: Any) -> bool:
+    """Whether the model's forward is legacy code taking past_key_values and not cache (per class, once)."""
+    cls = type(model)
+    answer = _PAST_ONLY.get(cls)
+    if answer is None:
+        forward = cls.forward
+        answer = _PAST_ONLY[cls] = (
+            is_legacy(getattr(forward, "__module__", ""))
+            and _names_parameter(forward, "past_key_values")
+            and not _names_parameter(forward, "cache")
+        )
+    return answer
+
+
+def apply_cache_keyword(module: types.ModuleType, shims: Shims) -> None:
+    from transformers.generation.utils import GenerationMixin
+
+    shims.on_subclass(module.PreTrainedModel, _wrap_legacy_prepare, exclude=("transformers.",))
+
+    def make(function: Any) -> Any:
+        def prepare_inputs_for_generation(self: Any, *args: Any, **kwargs: Any) -> Any:
+            # transformers' own prepare serving a legacy model (one whose override calls super()'s).
+            inputs = function(self, *args, **kwargs)
+            if isinstance(inputs, dict) and "cache" in inputs and _forward_takes_past_only(self):
+                inputs["past_key_values"] = inputs.pop("cache")
+            return inputs
+
+        return prepare_inputs_for_generation
+
+    shims.replace(GenerationMixin, "prepare_inputs_for_generation", make)

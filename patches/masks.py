@@ -3,7 +3,8 @@
 * ``_expand_mask`` / ``_make_causal_mask`` (module functions of
   ``transformers.models.llama.modeling_llama`` until 4.36; remote code that
   reused Llama's mask code imports them): restored over
-  ``AttentionMaskConverter``'s static methods, which compute the same masks.
+  the ``AttentionMaskConverter`` of ``patches/attn_mask_utils.py``, which computes the same masks
+  (transformers' own went with its module in 5.24).
 * ``get_head_mask`` (removed in 5.0 with head masking): restored with the 4.x
   behaviour; a model without head masking gets ``[None] * num_hidden_layers``.
 * ``get_extended_attention_mask(attention_mask, input_shape, device)``: 5.0
@@ -23,14 +24,14 @@ from hotfix import Finding, Shims
 
 def expand_mask(mask: Any, dtype: Any, tgt_len: int | None = None) -> Any:
     """``[bsz, seq_len]`` padding mask to ``[bsz, 1, tgt_len, src_len]`` additive mask (the 4.3x helper)."""
-    from transformers.modeling_attn_mask_utils import AttentionMaskConverter
+    from .attn_mask_utils import AttentionMaskConverter
 
     return AttentionMaskConverter._expand_mask(mask=mask, dtype=dtype, tgt_len=tgt_len)
 
 
 def make_causal_mask(input_ids_shape: Any, dtype: Any, device: Any, past_key_values_length: int = 0) -> Any:
     """Additive causal mask ``[bsz, 1, tgt_len, tgt_len + past]`` (the 4.3x helper)."""
-    from transformers.modeling_attn_mask_utils import AttentionMaskConverter
+    from .attn_mask_utils import AttentionMaskConverter
 
     return AttentionMaskConverter._make_causal_mask(
         input_ids_shape=input_ids_shape, dtype=dtype, device=device, past_key_values_length=past_key_values_length

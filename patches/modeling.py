@@ -52,8 +52,7 @@ from __future__ import annotations
 import types
 from typing import Any
 
-from hotfix import Finding, Shims
-from hotfix._scope import LEGACY_PREFIXES
+from hotfix import Finding, Shims, is_legacy
 
 
 class LegacyTiedWeightsKeys:
@@ -137,7 +136,7 @@ def apply_generation_mixin(module: types.ModuleType, shims: Shims) -> None:
 
 
 def _is_legacy_model(model: Any) -> bool:
-    return type(model).__module__.startswith(LEGACY_PREFIXES)
+    return is_legacy(type(model).__module__)
 
 
 def probe_init_weights(module: types.ModuleType) -> Finding:
@@ -186,7 +185,7 @@ def probe_generation_config(module: types.ModuleType) -> Finding:
 
 
 def _defines_generate(cls: type) -> bool:
-    return any("generate" in vars(klass) for klass in cls.__mro__ if klass.__module__.startswith(LEGACY_PREFIXES))
+    return any("generate" in vars(klass) for klass in cls.__mro__ if is_legacy(klass.__module__))
 
 
 def _legacy_generation_config(config: Any) -> Any:
@@ -369,7 +368,7 @@ def apply_meta_init(module: types.ModuleType, shims: Shims) -> None:
         def get_init_context(cls: Any, *args: Any, **kwargs: Any) -> Any:
             contexts = function(cls, *args, **kwargs)
             is_quantized = kwargs.get("is_quantized", args[1] if len(args) > 1 else False)
-            if is_quantized or not cls.__module__.startswith(LEGACY_PREFIXES):
+            if is_quantized or not is_legacy(cls.__module__):
                 return contexts  # quantizers expect meta parameters; 4.x loaded quantized models that way too
             # Legacy code computes tensors in __init__ (RoPE tables, non-persistent buffers, plain tensor
             # attributes) that loading never fills in: build it on the CPU, as 4.x did by default.

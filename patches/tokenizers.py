@@ -13,7 +13,12 @@ tokenizers written before set their vocabulary fields *after*
 ``__init__`` of tokenizer classes defined outside transformers: while it runs,
 an ``_add_tokens`` (or, from 5.0, ``_update_total_vocab_size``) call that
 fails with ``AttributeError`` because the instance is not built yet is put
-aside and replayed, in order, when that ``__init__`` returns. Tokenizers whose fields are ready (modern remote code)
+aside and replayed, in order, when that ``__init__`` returns. On 5.x the
+same failure shows as ``TypeError: 'property' object cannot be interpreted as
+an integer`` (Baichuan 2, ChatGLM, CodeGeeX2, InternLM: ``get_vocab()`` runs
+``range(self.vocab_size)``, the ``vocab_size`` property fails, and the base
+class's ``__getattr__`` returns the property object itself); it is put aside
+the same way. Tokenizers whose fields are ready (modern remote code)
 never fail there and see no change. Token ids passed in
 ``added_tokens_decoder`` (tokenizer_config.json) are set by the base class
 before any of this and keep their ids.
@@ -35,8 +40,7 @@ import inspect
 import types
 from typing import Any
 
-from hotfix import Finding, Shims
-from hotfix._scope import LEGACY_PREFIXES
+from hotfix import Finding, Shims, is_legacy
 
 _PENDING = "_hotfix_pending_added_tokens"
 _BASE_NAMES = ("PreTrainedTokenizer", "PythonBackend")
@@ -78,8 +82,11 @@ def _defer_when_unbuilt(name: str) -> Any:
                 return function(self, *args, **kwargs)
             try:
                 return function(self, *args, **kwargs)
-            except AttributeError:
-                # The legacy subclass has not set its vocabulary fields yet.
+            except (AttributeError, TypeError):
+                # The legacy subclass has not set its vocabulary fields yet. From
+                # 5.x the tokenizer's __getattr__ answers a property that failed
+                # that way with the property object itself, so range(self.vocab_size)
+                # raises TypeError. A real error raises again when the call is replayed.
                 pending.append((name, args, kwargs))
                 return 0
 
@@ -180,7 +187,7 @@ def _inherits_default(cls: type, name: str, default_owner: type) -> bool:
     A legacy tokenizer built on a concrete transformers tokenizer (a BERT or
     Llama subclass) keeps that tokenizer's own behaviour.
     """
-    if not cls.__module__.startswith(LEGACY_PREFIXES):
+    if not is_legacy(cls.__module__):
         return False
     owner = next((klass for klass in cls.__mro__ if name in vars(klass)), None)
     return owner is default_owner

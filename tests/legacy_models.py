@@ -153,12 +153,18 @@ PROMPTS = [[1, 5, 9, 14, 20, 33], [0, 0, 1, 7, 40, 41]]
 MASK = [[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]]  # the second prompt is left-padded
 
 
-def run_legacy_lm(directory: Path, max_new_tokens: int = 8) -> dict[str, Any]:
-    """Load the checkpoint the way users do and run forward and greedy generate (batch, with and without cache)."""
+def run_legacy_lm(directory: Path, max_new_tokens: int = 8, model_class: Any = None) -> dict[str, Any]:
+    """Load the checkpoint the way users do and run forward and greedy generate (batch, with and without cache).
+
+    *model_class* loads it instead of ``AutoModelForCausalLM`` (a vendored copy of the class).
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(directory), trust_remote_code=True)
+    if model_class is not None:
+        model = model_class.from_pretrained(str(directory))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(directory), trust_remote_code=True)
     model.eval()
     input_ids = torch.tensor(PROMPTS)
     attention_mask = torch.tensor(MASK)
@@ -276,11 +282,15 @@ def package_parts(name: str) -> dict[str, str]:
     return since
 
 
-def run_package_model(directory: Path, max_new_tokens: int = 8) -> dict[str, Any]:
+def run_package_model(directory: Path, max_new_tokens: int = 8, spec: dict[str, Any] | None = None) -> dict[str, Any]:
     """Construct from the config, save and reload, load the stored weights, forward, greedy generate (cache on/off).
 
-    A failing stage raises with the stage's name in front of the error.
+    Then the generate calls whose answers follow from the batch's (``"derived"``):
+    one unpadded prompt without a mask (the first row of the batch), and, where
+    the package's fixture.json says ``"from_embeds": true``, the batch from its
+    input embeddings. A failing stage raises with the stage's name in front of the error.
     """
+    spec = spec or {}
     import tempfile
 
     import torch
@@ -314,6 +324,22 @@ def run_package_model(directory: Path, max_new_tokens: int = 8) -> dict[str, Any
                     use_cache=use_cache, pad_token_id=0, eos_token_id=2,
                 )  # fmt: skip
                 tokens["cache" if use_cache else "no_cache"] = generated[:, input_ids.shape[1] :].tolist()
+            # As chat() and most users call it: one prompt, no attention mask (4.x always made one).
+            stage = "generate one prompt"
+            generated = model.generate(
+                input_ids[:1], max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=0, eos_token_id=2
+            )
+            single = generated[0, input_ids.shape[1] :].tolist()
+            derived: dict[str, Any] = {"single": single + [0] * (max_new_tokens - len(single))}
+            if spec.get("from_embeds"):
+                # As vision-language models drive their language model: merged embeddings, no input_ids.
+                stage = "generate from inputs_embeds"
+                embeds = model.get_input_embeddings()(input_ids)
+                generated = model.generate(
+                    inputs_embeds=embeds, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                    do_sample=False, pad_token_id=0, eos_token_id=2,
+                )  # fmt: skip
+                derived["from_embeds"] = generated[:, -max_new_tokens:].tolist()
     except Exception as error:
         raise RuntimeError(f"[{stage}] {type(error).__name__}: {error}") from error
     return {
@@ -321,6 +347,7 @@ def run_package_model(directory: Path, max_new_tokens: int = 8) -> dict[str, Any
         "reloaded_equal": same,
         "logits": [[round(x, 6) for x in row] for row in logits[:, -1, :].tolist()],
         "tokens": tokens,
+        "derived": derived,
     }
 
 
@@ -364,4 +391,14 @@ def run_package_tokenizer(directory: Path) -> dict[str, Any]:
 def run_package(name: str, directory: Path, part: str) -> dict[str, Any]:
     """Run *part* ("model" or "tokenizer") of package *name* from a fresh copy written into *directory*."""
     write_package(name, directory)
-    return run_package_model(directory) if part == "model" else run_package_tokenizer(directory)
+    if part == "model":
+        return run_package_model(directory, spec=package_spec(name))
+    return run_package_tokenizer(directory)
+
+
+def derived_expected(reference_tokens: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """What the derived generate calls must give, from the reference's batch tokens (made on the old stack)."""
+    expected: dict[str, Any] = {"single": reference_tokens["cache"][0]}
+    if spec.get("from_embeds"):
+        expected["from_embeds"] = reference_tokens["cache"]
+    return expected

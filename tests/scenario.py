@@ -1,6 +1,6 @@
 """Run one legacy-usage scenario in a fresh interpreter and print the outcome as JSON.
 
-    python tests/scenario.py NAME[,NAME...] [--hotfix before|after] [--patches SEL] [--workdir DIR]
+    python tests/scenario.py NAME[,NAME...] [--hotfix before|after] [--patches SEL] [--legacy GLOBS] [--workdir DIR]
 
 ``--hotfix before`` enables hotfix before transformers is imported, ``after``
 imports transformers first. The last line of stdout is
@@ -75,6 +75,7 @@ IMPORTS = {
     "m19": "import tempfile\nfrom pathlib import Path\nfrom scenario import legacy_rope_configs\n"
     "result = legacy_rope_configs(Path(tempfile.mkdtemp()))",
     "g6": "from scenario import legacy_tuple_cache_generate\nresult = legacy_tuple_cache_generate()",
+    "m26": "from scenario import legacy_attention_masks\nresult = legacy_attention_masks()",
     "m10": "import torch\nfrom transformers.modeling_utils import shard_checkpoint\n"
     "shards, index = shard_checkpoint({'a': torch.zeros(10), 'b': torch.zeros(10)}, max_shard_size=50)\n"
     "result = [{k: sorted(v) for k, v in shards.items()}, index]",
@@ -347,6 +348,79 @@ def legacy_tuple_cache_generate() -> list[Any]:
     return results
 
 
+def legacy_attention_masks() -> list[Any]:
+    """The masks 2024 remote code (DeepSeek, MiniCPM, Phi-3) builds with transformers.modeling_attn_mask_utils."""
+    import torch
+    from transformers.modeling_attn_mask_utils import (
+        AttentionMaskConverter,
+        _create_4d_causal_attention_mask,
+        _prepare_4d_attention_mask,
+        _prepare_4d_attention_mask_for_sdpa,
+        _prepare_4d_causal_attention_mask,
+        _prepare_4d_causal_attention_mask_for_sdpa,
+    )
+
+    def allowed(mask: Any) -> Any:
+        return None if mask is None else (mask == 0).int().tolist()
+
+    embeds = torch.zeros(2, 3, 4)
+    padded = torch.tensor([[1, 1, 1], [0, 1, 1]])
+    ones = torch.ones(1, 3, dtype=torch.long)
+    converter = AttentionMaskConverter(is_causal=True, sliding_window=None)
+    return [
+        allowed(_prepare_4d_causal_attention_mask(padded, (2, 3), embeds, 0)),
+        allowed(_create_4d_causal_attention_mask((1, 2), torch.float32, torch.device("cpu"), 2)),
+        allowed(_prepare_4d_causal_attention_mask_for_sdpa(None, (2, 3), embeds, 0)),
+        allowed(_prepare_4d_attention_mask(torch.tensor([[0, 1, 1]]), torch.float32, 2)),
+        allowed(_prepare_4d_attention_mask_for_sdpa(ones, torch.float32, 2)),
+        allowed(converter.to_4d(torch.tensor([[0, 1, 1, 1]]), 2, torch.float32, key_value_length=4)),
+    ]
+
+
+def run_attn_mask_equal(workdir: Path) -> Any:
+    """Every helper of hotfix's modeling_attn_mask_utils against transformers' own, on random masks and shapes."""
+    import itertools
+
+    import torch
+    import transformers.modeling_attn_mask_utils as theirs
+
+    from hotfix._patch import resolve_object
+
+    ours = resolve_object("patches.attn_mask_utils")
+
+    generator = torch.Generator().manual_seed(0)
+    different, compared = [], 0
+
+    def same(name: str, a: Any, b: Any) -> None:
+        nonlocal compared
+        compared += 1
+        if (a is None) != (b is None) or (a is not None and not torch.equal(a, b)):
+            different.append(name)
+
+    for batch, query, past, window, dtype in itertools.product(
+        (1, 2), (1, 3, 5), (0, 2), (None, 2, 4), (torch.float32, torch.bfloat16)
+    ):
+        total = query + past
+        mask = (torch.rand(batch, total, generator=generator) > 0.3).long()
+        mask[:, -1] = 1
+        embeds = torch.zeros(batch, query, 4, dtype=dtype)
+        for source, name in ((mask, "padded"), (torch.ones_like(mask), "ones"), (None, "none")):
+            args = (source, (batch, query), embeds, past, window)
+            label = f"{name} b{batch} q{query} p{past} w{window} {dtype}"
+            same("causal " + label, ours._prepare_4d_causal_attention_mask(*args),
+                 theirs._prepare_4d_causal_attention_mask(*args))  # fmt: skip
+            same("sdpa " + label, ours._prepare_4d_causal_attention_mask_for_sdpa(*args),
+                 theirs._prepare_4d_causal_attention_mask_for_sdpa(*args))  # fmt: skip
+        same(f"create {batch} {query} {past} {window}",
+             ours._create_4d_causal_attention_mask((batch, query), dtype, "cpu", past, window),
+             theirs._create_4d_causal_attention_mask((batch, query), dtype, "cpu", past, window))  # fmt: skip
+        same(f"expand {batch} {query}", ours._prepare_4d_attention_mask(mask, dtype, query),
+             theirs._prepare_4d_attention_mask(mask, dtype, query))  # fmt: skip
+        same(f"expand sdpa {batch} {query}", ours._prepare_4d_attention_mask_for_sdpa(mask, dtype, query),
+             theirs._prepare_4d_attention_mask_for_sdpa(mask, dtype, query))  # fmt: skip
+    return {"compared": compared, "different": different}
+
+
 def tiny_llama() -> Any:
     """A two-layer Llama built from a config (no weights loaded), for calling model helpers."""
     import torch
@@ -422,6 +496,36 @@ def run_direct(workdir: Path) -> Any:
     with torch.no_grad():
         tokens = model.generate(input_ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
     return {"tokens": tokens.tolist(), "has_generation_config": model.generation_config is not None}
+
+
+def run_vendored(workdir: Path) -> Any:
+    """The LegacyLM files vendored into a project's own package (as LLaVA and InternVL do), not remote code.
+
+    The package ``vendored_models.legacy_lm`` is imported as a plain package and
+    its model class loads the stored checkpoint with ``from_pretrained``: hotfix
+    sees the module names ``vendored_models.*``, which are legacy only when
+    declared (``HOTFIX_LEGACY`` or ``enable(legacy=...)``).
+    """
+    import importlib
+    import shutil
+
+    from legacy_models import run_legacy_lm, write_legacy_lm
+
+    import hotfix
+
+    checkpoint = write_legacy_lm(workdir / "checkpoint")
+    package = workdir / "vendored_models" / "legacy_lm"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("", encoding="utf-8")
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    for source in checkpoint.glob("*.py"):
+        shutil.copy(source, package / source.name)
+    sys.path.insert(0, str(workdir))
+    modeling = importlib.import_module("vendored_models.legacy_lm.modeling_legacy_lm")
+
+    result = run_legacy_lm(checkpoint, model_class=modeling.LegacyLMForCausalLM)
+    result["legacy"] = hotfix.is_legacy(modeling.__name__)
+    return result
 
 
 def run_fixed_lm(workdir: Path) -> Any:
@@ -565,7 +669,8 @@ def run_packages(workdir: Path) -> Any:
 SCENARIOS = {
     "packages": run_packages,
     "legacy_lm": run_legacy_lm, "legacy_tok": run_legacy_tok, "direct": run_direct, "fixed_lm": run_fixed_lm,
-    "revert": run_revert, "modern": run_modern, "follow": run_follow,
+    "revert": run_revert, "modern": run_modern, "follow": run_follow, "attn_mask_equal": run_attn_mask_equal,
+    "vendored": run_vendored,
 }  # fmt: skip
 
 
@@ -583,20 +688,22 @@ def main() -> None:
     parser.add_argument("--hotfix", choices=["before", "after"])
     parser.add_argument("--patches")
     parser.add_argument("--workdir")
+    parser.add_argument("--legacy", help="module globs for hotfix.enable(legacy=...)")
     args = parser.parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp())
     outcome: dict[str, Any] = {"ok": True, "error": None, "result": None, "status": {}}
     selection = args.patches.split(",") if args.patches else None
+    legacy = args.legacy.split(",") if args.legacy else None
     if args.hotfix == "before":
         import hotfix
 
-        hotfix.enable(patches=selection)
+        hotfix.enable(patches=selection, legacy=legacy)
     elif args.hotfix == "after":
         import transformers.modeling_utils
 
         import hotfix
 
-        hotfix.enable(patches=selection)
+        hotfix.enable(patches=selection, legacy=legacy)
     names = args.name.split(",")
     unknown = [n for n in names if n not in IMPORTS and n not in SCENARIOS]
     if unknown or (len(names) > 1 and any(n not in IMPORTS for n in names)):

@@ -66,3 +66,32 @@ def test_run_reports_a_missing_command(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["run"]) == 2
     assert main(["run", "--", "/nonexistent/command"]) == 127
     assert "cannot run" in capsys.readouterr().err
+
+
+def test_newest_tested_versions_are_the_latest_stack() -> None:
+    from pathlib import Path
+
+    from hotfix._doctor import NEWEST_TESTED
+
+    pins = {}
+    for line in (Path(__file__).parent.parent / "constraints" / "latest.txt").read_text().splitlines():
+        name, _, version = line.partition("==")
+        pins[name.strip().lower().replace("-", "_")] = version.strip()
+    for name, version in NEWEST_TESTED.items():
+        assert pins[name] == version, (name, pins[name], version)
+
+
+def test_doctor_warns_about_a_target_newer_than_the_newest_tested(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hotfix import _doctor
+
+    monkeypatch.setattr(_doctor, "installed_version", lambda name: "99.0.0" if name == "transformers" else None)
+    main(["doctor"])
+    out = capsys.readouterr().out
+    assert "warning: transformers 99.0.0 is newer than the newest release hotfix was tested with" in out
+    main(["doctor", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["newer_than_tested"] == [
+        {"distribution": "transformers", "version": "99.0.0", "tested": _doctor.NEWEST_TESTED["transformers"]}
+    ]

@@ -23,7 +23,7 @@ def test_patches_page_is_up_to_date() -> None:
 
 def test_every_environment_variable_is_documented() -> None:
     reference = (ROOT / "docs" / "environment.md").read_text(encoding="utf-8")
-    for name in (_env.ENABLE, _env.PATCHES, _env.STRICT, _env.LOG_LEVEL, _env.LOG_FORMAT):
+    for name in (_env.ENABLE, _env.PATCHES, _env.STRICT, _env.LEGACY, _env.LOG_LEVEL, _env.LOG_FORMAT):
         assert f"`{name}`" in reference
         assert name in (_env.__doc__ or "")
 

@@ -100,6 +100,10 @@ REPRODUCERS: dict[str, tuple[str, str]] = {
     ),
     "m22-beamsearchscorer": ("m22-beam", "ImportError: cannot import name 'BeamSearchScorer'"),
     "m10-shard-checkpoint": ("m10", "ImportError: cannot import name 'shard_checkpoint'"),
+    "m26-attn-mask-utils-module": (
+        "m26",
+        "ModuleNotFoundError: No module named 'transformers.modeling_attn_mask_utils'",
+    ),
     "m18-config-generation-defaults": ("m18", "object has no attribute 'max_length'"),
     "m20-gradient-checkpointing-every-n-layers": ("m20", "unexpected keyword argument 'every_n_layers'"),
     "g5-dynamic-cache-legacy-api": ("g5", "type object 'DynamicCache' has no attribute 'from_legacy_cache'"),
@@ -145,6 +149,15 @@ EXPECTED: dict[str, Any] = {
         ["dynamic", 4.0, 500000.0],
     ],
     "g5": [[[[1, 2, 4, 4], 8.0], [[1, 2, 3, 4], -24.0]], 1.0, 2, [1, 2, 4, 4], 3],
+    # Where attention is allowed (0 in the additive mask), as the 4.36-5.23 helpers give it.
+    "m26": [
+        [[[[1, 0, 0], [1, 1, 0], [1, 1, 1]]], [[[0, 0, 0], [0, 1, 0], [0, 1, 1]]]],
+        [[[[1, 1, 1, 0], [1, 1, 1, 1]]]],
+        None,
+        [[[[0, 1, 1], [0, 1, 1]]]],
+        None,
+        [[[[0, 1, 1, 0], [0, 1, 1, 1]]]],
+    ],
     "m10": [
         {"pytorch_model-00001-of-00002.bin": ["a"], "pytorch_model-00002-of-00002.bin": ["b"]},
         {
@@ -155,10 +168,14 @@ EXPECTED: dict[str, Any] = {
 }
 
 
-def scenario(name: str, hotfix: str | None = None, patches: str | None = None, **env: str) -> dict[str, Any]:
+def scenario(
+    name: str, hotfix: str | None = None, patches: str | None = None, legacy: str | None = None, **env: str
+) -> dict[str, Any]:
     command = [sys.executable, str(TESTS / "scenario.py"), name]
     if hotfix:
         command += ["--hotfix", hotfix]
+    if legacy:
+        command.append(f"--legacy={legacy}")
     if patches:
         command.append(f"--patches={patches}")
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
@@ -186,6 +203,8 @@ REPRODUCED_IN_TEST_PACKAGES = {
     "g11-legacy-position-ids",
     "t5-legacy-special-tokens",
     "t6-legacy-model-input-names",
+    "g12-legacy-attention-mask",
+    "g13-legacy-prepare-cache-keyword",
 }
 
 
@@ -407,3 +426,34 @@ def test_remote_code_already_fixed_for_the_new_api_is_left_alone() -> None:
     assert patched["ok"], patched.get("traceback")
     assert patched["result"] == plain["result"]
     assert plain["result"]["tokens"] == REFERENCE["tokens"]
+
+
+def test_provided_attention_mask_module_equals_transformers_own() -> None:
+    """hotfix's modeling_attn_mask_utils gives the masks of transformers' own, where that one still exists."""
+    if affected("m26-attn-mask-utils-module"):
+        pytest.skip("transformers.modeling_attn_mask_utils is gone here; the m26 scenario checks the 4.x masks")
+    outcome = scenario("attn_mask_equal")
+    assert outcome["ok"], outcome.get("traceback")
+    assert outcome["result"]["compared"] > 100 and outcome["result"]["different"] == []
+
+
+@pytest.mark.parametrize("declared", ["env", "argument", "no"])
+def test_vendored_legacy_code_gets_the_scoped_shims_when_declared(declared: str) -> None:
+    """Remote-code files copied into a project's package are legacy code once HOTFIX_LEGACY names them."""
+    needs("legacy_lm")
+    if declared == "argument":
+        outcome = scenario("vendored", hotfix="before", legacy="vendored_models.*")
+    else:
+        env = {"HOTFIX_LEGACY": "vendored_models"} if declared == "env" else {}
+        outcome = scenario("vendored", hotfix="before", **env)
+    from packaging.version import Version
+
+    # Where upstream's get_max_length is back (5.23+) only legacy callers get None instead of -1.
+    scoped = TRANSFORMERS is not None and Version(TRANSFORMERS) >= Version("5.23")
+    if declared == "no" and scoped:
+        # transformers' -1 reaches the vendored mask code: the break users of vendored copies saw.
+        assert not outcome["ok"] and "must match the size of tensor" in outcome["error"], outcome.get("error")
+        return
+    assert outcome["ok"], outcome.get("traceback")
+    assert outcome["result"]["legacy"] is (declared != "no")
+    assert outcome["result"]["tokens"] == REFERENCE["tokens"]

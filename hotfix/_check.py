@@ -1,0 +1,292 @@
+"""``hotfix check PATH``: run a model folder's own code, stage by stage, on a tiny model built from its config.
+
+The model's code runs in a subprocess (``python -m hotfix._check``), so that
+a crash, a hang or a leaked patch never reaches the caller. The worker
+
+1. copies the folder's code, config and tokenizer files (never weights) to a
+   temporary folder, with ``config.json`` shrunk by the rules in
+   ``hotfix/shrink.toml`` (or refuses, saying which keys it cannot shrink);
+2. runs the stages a user meets: construct from the config, save and reload
+   through ``from_pretrained(..., trust_remote_code=True)``, forward, greedy
+   generate with and without cache (the two must agree), and the tokenizer
+   where the folder has one;
+3. prints one JSON object: each stage's outcome, and for a failure the error
+   and the deepest line of the model's own files in the traceback; logits and
+   tokens, for comparison with another stack; the patches hotfix applied.
+
+Parameters are seeded by name, so two stacks build the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._errors import HotfixError
+
+__all__ = ["CheckError", "check", "format_report", "shrink_config"]
+
+_CODE_SUFFIXES = (".py", ".json", ".model", ".tiktoken", ".txt", ".vocab")
+_WEIGHT_NAMES = ("pytorch_model", "model-0", "model.safetensors", "adapter_model")
+PROMPT = [3, 17, 29, 41, 53, 67, 79, 97]
+MAX_NEW_TOKENS = 6
+
+
+class CheckError(HotfixError):
+    """A model folder cannot be checked (no config.json, a config the shrink rules cannot shrink)."""
+
+
+def _rules() -> dict[str, Any]:
+    import tomllib
+
+    text = (Path(__file__).parent / "shrink.toml").read_text(encoding="utf-8")
+    rules: dict[str, Any] = tomllib.loads(text)
+    return rules
+
+
+def shrink_config(config: dict[str, Any], rules: dict[str, Any] | None = None) -> dict[str, Any]:
+    """*config* (a config.json's content) with its sizes shrunk; :class:`CheckError` naming what cannot be."""
+    rules = rules or _rules()
+    settings: dict[str, int] = rules["set"]
+    keep = set(rules["keep"]["keys"])
+    refuse: dict[str, str] = rules["refuse"]
+    words: list[str] = rules["size_words"]
+    left: list[str] = []
+
+    def shrink(node: dict[str, Any], path: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            where = f"{path}{key}"
+            if key in refuse and value:
+                raise CheckError(f"cannot shrink {where}: {refuse[key]}")
+            if isinstance(value, dict):
+                out[key] = shrink(value, where + ".")
+            elif isinstance(value, bool) or not isinstance(value, int):
+                out[key] = value
+            elif key in settings:
+                out[key] = min(value, settings[key])
+            else:
+                out[key] = value
+                if key not in keep and value > rules["max_left"] and any(w in key.lower() for w in words):
+                    left.append(f"{where}={value}")
+        return out
+
+    shrunk = shrink(config, "")
+    if left:
+        raise CheckError(f"no shrink rule for {', '.join(left)} (add one to hotfix/shrink.toml)")
+    return shrunk
+
+
+def _copy_folder(source: Path, target: Path) -> None:
+    for path in source.iterdir():
+        weights = path.name.startswith(_WEIGHT_NAMES) or path.name.endswith(".index.json")
+        if path.is_file() and path.suffix in _CODE_SUFFIXES and not weights and path.name != "config.json":
+            shutil.copy(path, target / path.name)
+
+
+# -- the worker (runs the model's code) -------------------------------------------
+
+
+def _randomize(model: Any) -> None:
+    import torch
+
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            generator = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+            noise = torch.randn(parameter.shape, generator=generator)
+            norm = parameter.dim() == 1 and ("norm" in name or "ln" in name) and "bias" not in name
+            parameter.copy_(1.0 + 0.1 * noise if norm else 0.1 * noise)
+
+
+def _where(error: BaseException, folder: Path) -> str | None:
+    """The deepest line of the model's own files (by name) in the traceback."""
+    names = {p.name for p in folder.glob("*.py")}
+    found = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if Path(frame.filename).name in names:
+            found = f"{Path(frame.filename).name}:{frame.lineno}: {(frame.line or '').strip()}"
+    return found
+
+
+def _model_class_key(config: dict[str, Any]) -> str:
+    auto_map = config.get("auto_map", {})
+    for key in ("AutoModelForCausalLM", "AutoModel"):
+        if key in auto_map:
+            return key
+    raise CheckError("config.json has no auto_map entry for AutoModelForCausalLM or AutoModel")
+
+
+def _stages(folder: Path, work: Path, report: dict[str, Any]) -> None:
+    import torch
+    import transformers
+
+    stages: list[dict[str, Any]] = report["stages"]
+    state: dict[str, Any] = {}
+
+    def stage(name: str, action: Any) -> bool:
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 - the model's own code: every failure is a finding
+            stages.append(
+                {"stage": name, "ok": False, "error": f"{type(error).__name__}: {error}"[:2000],
+                 "where": _where(error, folder)}
+            )  # fmt: skip
+            return False
+        stages.append({"stage": name, "ok": True})
+        return True
+
+    raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    key = _model_class_key(raw)
+    auto = getattr(transformers, "AutoModelForCausalLM" if key == "AutoModelForCausalLM" else "AutoModel")
+    report["class"] = raw.get("auto_map", {}).get(key)
+
+    def construct() -> None:
+        config = transformers.AutoConfig.from_pretrained(str(work), trust_remote_code=True)
+        torch.manual_seed(0)
+        model = auto.from_config(config, trust_remote_code=True, torch_dtype=torch.float32)
+        _randomize(model)
+        type(model).register_for_auto_class(key)
+        state["built"] = model
+
+    def reload() -> None:
+        saved = work / "saved"
+        state["built"].save_pretrained(str(saved))
+        model = auto.from_pretrained(str(saved), trust_remote_code=True, torch_dtype=torch.float32).eval()
+        before, after = state["built"].state_dict(), model.state_dict()
+        differ = [k for k in before if k not in after or not torch.equal(before[k], after[k])]
+        if differ:
+            raise AssertionError(f"reloaded weights differ from the saved ones: {differ[:5]}")
+        state["model"] = model
+
+    def forward() -> None:
+        vocab = state["model"].get_input_embeddings().weight.shape[0]
+        ids = torch.tensor([[i % vocab for i in PROMPT]])
+        state["ids"] = ids
+        with torch.no_grad():
+            output = state["model"](ids)
+        logits = output[0] if isinstance(output, tuple) else getattr(output, "logits", None)
+        if logits is None:
+            logits = output.last_hidden_state
+        report["logits"] = [round(float(x), 5) for x in logits[0, -1, :8]]
+
+    def generate(use_cache: bool) -> Any:
+        def run() -> None:
+            with torch.no_grad():
+                out = state["model"].generate(
+                    state["ids"], max_new_tokens=MAX_NEW_TOKENS, min_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                    use_cache=use_cache, pad_token_id=0,
+                )  # fmt: skip
+            report["tokens" if use_cache else "tokens_no_cache"] = out[0, state["ids"].shape[1] :].tolist()
+
+        return run
+
+    def agree() -> None:
+        if report["tokens"] != report["tokens_no_cache"]:
+            raise AssertionError(f"with cache {report['tokens']}, without {report['tokens_no_cache']}")
+
+    def tokenizer() -> None:
+        loaded = transformers.AutoTokenizer.from_pretrained(str(work), trust_remote_code=True)
+        ids = loaded("Hello world, 2024")["input_ids"]
+        report["tokenizer"] = {"ids": list(ids), "decoded": loaded.decode(ids, skip_special_tokens=True)}
+
+    built = stage("construct", construct) and stage("save and reload", reload) and stage("forward", forward)
+    if built and key == "AutoModelForCausalLM":
+        cached = stage("generate with cache", generate(True))
+        plain = stage("generate without cache", generate(False))
+        if cached and plain:
+            stage("cache agrees", agree)
+    if (folder / "tokenizer_config.json").exists():
+        stage("tokenizer", tokenizer)
+
+
+def _worker(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hotfix._check")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--hotfix", action="store_true")
+    args = parser.parse_args(argv)
+    if args.hotfix:
+        import hotfix
+
+        hotfix.enable()
+    report: dict[str, Any] = {"folder": str(args.folder), "hotfix": args.hotfix, "stages": []}
+    with tempfile.TemporaryDirectory(prefix="hotfix-check-") as tmp:
+        work = Path(tmp)
+        try:
+            raw = json.loads((args.folder / "config.json").read_text(encoding="utf-8"))
+            (work / "config.json").write_text(json.dumps(shrink_config(raw), indent=1), encoding="utf-8")
+            _copy_folder(args.folder, work)
+            _stages(args.folder, work, report)
+        except CheckError as error:
+            report["refused"] = str(error)
+    import transformers
+
+    report["transformers"] = transformers.__version__
+    if args.hotfix:
+        import hotfix
+
+        report["patches"] = sorted(p.id for p in hotfix.status().patches if p.state == "applied")
+    print(json.dumps(report))
+    return 0
+
+
+# -- the command ---------------------------------------------------------------------
+
+
+def check(folder: Path, use_hotfix: bool = True, timeout: float = 600, python: str | None = None) -> dict[str, Any]:
+    """Run the worker on *folder* in a subprocess and return its report."""
+    if not (folder / "config.json").is_file():
+        raise CheckError(f"{folder} has no config.json: hotfix check needs a model folder")
+    command = [python or sys.executable, "-m", "hotfix._check", str(folder)] + (["--hotfix"] if use_hotfix else [])
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
+    environment.setdefault("HF_HUB_OFFLINE", "1")
+    environment["TRANSFORMERS_VERBOSITY"] = "error"
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"folder": str(folder), "hotfix": use_hotfix, "stages": [], "crashed": f"timed out after {timeout}s"}
+    lines = completed.stdout.strip().splitlines()
+    if completed.returncode != 0 or not lines:
+        tail = completed.stderr.strip().splitlines()[-3:]
+        return {"folder": str(folder), "hotfix": use_hotfix, "stages": [], "crashed": " | ".join(tail)}
+    report: dict[str, Any] = json.loads(lines[-1])
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as a few lines for a terminal."""
+    head = f"{report['folder']} ({'with' if report.get('hotfix') else 'without'} hotfix"
+    head += f", transformers {report.get('transformers', '?')})"
+    lines = [head]
+    for problem in ("refused", "crashed"):
+        if problem in report:
+            lines.append(f"  {problem}: {report[problem]}")
+    for stage in report["stages"]:
+        if stage["ok"]:
+            lines.append(f"  ok    {stage['stage']}")
+        else:
+            lines.append(f"  FAIL  {stage['stage']}: {stage['error'][:300]}")
+            if stage.get("where"):
+                lines.append(f"        at {stage['where']}")
+            lines.append("        try: hotfix doctor; report it with this output if no patch covers it")
+    if report.get("patches"):
+        lines.append(f"  {len(report['patches'])} patches applied in the process (--json lists them)")
+    return "\n".join(lines)
+
+
+def passed(report: dict[str, Any]) -> bool:
+    stages = report.get("stages", [])
+    return bool(stages) and all(s["ok"] for s in stages) and "refused" not in report and "crashed" not in report
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1:]))

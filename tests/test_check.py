@@ -1,0 +1,107 @@
+"""``hotfix check``: a model folder's own code, stage by stage, on a tiny model shrunk from its config."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotfix._check import CheckError, shrink_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_2023_config_is_shrunk_consistently() -> None:
+    config = {
+        "hidden_size": 4096, "num_attention_heads": 32, "multi_query_group_num": 2, "kv_channels": 128,
+        "num_layers": 28, "ffn_hidden_size": 13696, "padded_vocab_size": 65024, "seq_length": 32768,
+        "eos_token_id": 2, "rope_ratio": 500, "torch_dtype": "bfloat16", "use_cache": True,
+        "text_config": {"hidden_size": 2048, "num_hidden_layers": 24},
+    }  # fmt: skip
+    shrunk = shrink_config(config)
+    assert shrunk["hidden_size"] == 64 and shrunk["num_attention_heads"] == 4 and shrunk["kv_channels"] == 16
+    assert shrunk["num_layers"] == 2 and shrunk["ffn_hidden_size"] == 128 and shrunk["seq_length"] == 512
+    assert shrunk["padded_vocab_size"] == 65024 and shrunk["eos_token_id"] == 2  # the tokenizer's ids must fit
+    assert shrunk["text_config"] == {"hidden_size": 64, "num_hidden_layers": 2}
+    assert shrunk["torch_dtype"] == "bfloat16" and shrunk["use_cache"] is True
+
+
+def test_a_config_the_rules_cannot_shrink_is_refused_naming_the_keys() -> None:
+    with pytest.raises(CheckError, match=r"no shrink rule for vision\.embed_width=1152"):
+        shrink_config({"hidden_size": 4096, "vision": {"embed_width": 1152}})
+    with pytest.raises(CheckError, match="quantization_config: the weights are quantized"):
+        shrink_config({"hidden_size": 4096, "quantization_config": {"bits": 4}})
+    assert shrink_config({"hidden_size": 4096, "quantization_bit": 0})["quantization_bit"] == 0
+
+
+def _check(*args: str) -> tuple[int, Any]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "hotfix", "check", "--json", *args],
+        capture_output=True, text=True, env={**environment, "HF_HUB_OFFLINE": "1"}, timeout=600,
+    )  # fmt: skip
+    assert completed.stdout, completed.stderr[-2000:]
+    return completed.returncode, json.loads(completed.stdout)
+
+
+def test_a_folder_without_config_is_an_error(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "hotfix", "check", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 2 and "has no config.json" in completed.stderr
+
+
+def test_help_says_that_it_runs_the_models_code() -> None:
+    completed = subprocess.run([sys.executable, "-m", "hotfix", "check", "--help"], capture_output=True, text=True)
+    assert "runs the Python files of the folder" in " ".join(completed.stdout.split())
+
+
+def test_a_refused_config_fails_the_check(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 8, "quantization_config": {"bits": 4}}))
+    code, report = _check(str(tmp_path))
+    assert code == 1 and "quantization_config" in report["refused"]
+
+
+@pytest.mark.transformers
+def test_every_stage_of_a_legacy_package_with_hotfix_and_the_failures_without(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    from legacy_models import write_package
+    from test_transformers import affected
+
+    folder = write_package("legacy_glm", tmp_path / "legacy_glm", weights=False)
+    code, (patched, plain) = _check(str(folder), "--compare")
+    stages = {s["stage"]: s for s in patched["stages"]}
+    assert list(stages) == ["construct", "save and reload", "forward", "generate with cache",
+                            "generate without cache", "cache agrees", "tokenizer"]  # fmt: skip
+    assert all(s["ok"] for s in stages.values()), patched["stages"]
+    assert code == 0 and len(patched["tokens"]) == 6 and patched["tokens"] == patched["tokens_no_cache"]
+    g1 = "g1-extract-past-from-model-output"
+    assert g1 in patched["patches"] or not affected(g1)
+    if affected("m18-config-generation-defaults"):  # and the other breaks of the package's model code
+        failed = [s for s in plain["stages"] if not s["ok"]]
+        assert failed and failed[0]["stage"] == "construct"
+        assert failed[0]["where"].startswith("modeling_legacy_glm.py:"), failed[0]
+
+
+@pytest.mark.transformers
+def test_a_failing_stage_names_the_line_of_the_models_file(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    from legacy_models import write_package
+
+    folder = write_package("legacy_lm", tmp_path / "legacy_lm")
+    modeling = folder / "modeling_legacy_lm.py"
+    text = modeling.read_text(encoding="utf-8")
+    marker = "    def prepare_inputs_for_generation("
+    assert marker in text
+    modeling.write_text(text.replace(marker, "    def prepare_inputs_for_generation(self, *a, **k):\n"
+                                     "        raise ValueError('broken on purpose')\n\n    def _old(", 1))  # fmt: skip
+    code, report = _check(str(folder))
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert code == 1 and stages["forward"]["ok"] and not stages["generate with cache"]["ok"]
+    assert "broken on purpose" in stages["generate with cache"]["error"]
+    assert stages["generate with cache"]["where"].startswith("modeling_legacy_lm.py:")
