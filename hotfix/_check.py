@@ -47,7 +47,10 @@ class CheckError(HotfixError):
 
 
 def _rules() -> dict[str, Any]:
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
 
     text = (Path(__file__).parent / "shrink.toml").read_text(encoding="utf-8")
     rules: dict[str, Any] = tomllib.loads(text)
@@ -60,16 +63,24 @@ def shrink_config(config: dict[str, Any], rules: dict[str, Any] | None = None) -
     settings: dict[str, int] = rules["set"]
     keep = set(rules["keep"]["keys"])
     refuse: dict[str, str] = rules["refuse"]
+    drop: dict[str, str] = rules.get("drop", {})
+    replace: dict[str, Any] = rules.get("replace", {})
     words: list[str] = rules["size_words"]
     left: list[str] = []
+    notes: list[str] = []
 
     def shrink(node: dict[str, Any], path: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in node.items():
             where = f"{path}{key}"
+            if key == "quantization_config" and isinstance(value, dict) and value.get("quant_method") == "fp8":
+                notes.append(f"dropped {where}: {drop[key]}")
+                continue
             if key in refuse and value:
                 raise CheckError(f"cannot shrink {where}: {refuse[key]}")
-            if isinstance(value, dict):
+            if key in replace and value is not None:
+                out[key] = replace[key]
+            elif isinstance(value, dict):
                 out[key] = shrink(value, where + ".")
             elif isinstance(value, bool) or not isinstance(value, int):
                 out[key] = value
@@ -84,7 +95,19 @@ def shrink_config(config: dict[str, Any], rules: dict[str, Any] | None = None) -
     shrunk = shrink(config, "")
     if left:
         raise CheckError(f"no shrink rule for {', '.join(left)} (add one to hotfix/shrink.toml)")
+    if notes:
+        shrunk["_hotfix_check_notes"] = notes
     return shrunk
+
+
+def prompt_for(config: dict[str, Any], vocab: int, rules: dict[str, Any] | None = None) -> list[int]:
+    """The prompt's token ids: fixed ids below *vocab*, then the ids the model's code requires (shrink.toml)."""
+    rules = rules or _rules()
+    prompt = [i % vocab for i in PROMPT]
+    spec = rules.get("prompt", {})
+    if spec.get("suffix_when") in config:
+        prompt += [int(config[key]) for key in spec.get("suffix_keys", []) if isinstance(config.get(key), int)]
+    return prompt
 
 
 def _copy_folder(source: Path, target: Path) -> None:
@@ -153,7 +176,7 @@ def _stages(folder: Path, work: Path, report: dict[str, Any]) -> None:
     def construct() -> None:
         config = transformers.AutoConfig.from_pretrained(str(work), trust_remote_code=True)
         torch.manual_seed(0)
-        model = auto.from_config(config, trust_remote_code=True, torch_dtype=torch.float32)
+        model = auto.from_config(config, trust_remote_code=True)
         _randomize(model)
         type(model).register_for_auto_class(key)
         state["built"] = model
@@ -161,7 +184,7 @@ def _stages(folder: Path, work: Path, report: dict[str, Any]) -> None:
     def reload() -> None:
         saved = work / "saved"
         state["built"].save_pretrained(str(saved))
-        model = auto.from_pretrained(str(saved), trust_remote_code=True, torch_dtype=torch.float32).eval()
+        model = auto.from_pretrained(str(saved), trust_remote_code=True).eval()
         before, after = state["built"].state_dict(), model.state_dict()
         differ = [k for k in before if k not in after or not torch.equal(before[k], after[k])]
         if differ:
@@ -170,7 +193,7 @@ def _stages(folder: Path, work: Path, report: dict[str, Any]) -> None:
 
     def forward() -> None:
         vocab = state["model"].get_input_embeddings().weight.shape[0]
-        ids = torch.tensor([[i % vocab for i in PROMPT]])
+        ids = torch.tensor([prompt_for(raw, vocab)])
         state["ids"] = ids
         with torch.no_grad():
             output = state["model"](ids)
@@ -213,17 +236,25 @@ def _worker(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m hotfix._check")
     parser.add_argument("folder", type=Path)
     parser.add_argument("--hotfix", action="store_true")
+    parser.add_argument("--after", action="store_true", help="enable hotfix after importing transformers")
     args = parser.parse_args(argv)
     if args.hotfix:
         import hotfix
 
+        if args.after:
+            # the point: transformers and its model classes are imported before hotfix is enabled
+            from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
         hotfix.enable()
     report: dict[str, Any] = {"folder": str(args.folder), "hotfix": args.hotfix, "stages": []}
+    if args.hotfix:
+        report["enabled"] = "after import" if args.after else "before import"
     with tempfile.TemporaryDirectory(prefix="hotfix-check-") as tmp:
         work = Path(tmp)
         try:
             raw = json.loads((args.folder / "config.json").read_text(encoding="utf-8"))
-            (work / "config.json").write_text(json.dumps(shrink_config(raw), indent=1), encoding="utf-8")
+            shrunk = shrink_config(raw)
+            report["notes"] = shrunk.pop("_hotfix_check_notes", [])
+            (work / "config.json").write_text(json.dumps(shrunk, indent=1), encoding="utf-8")
             _copy_folder(args.folder, work)
             _stages(args.folder, work, report)
         except CheckError as error:
@@ -242,11 +273,19 @@ def _worker(argv: Sequence[str]) -> int:
 # -- the command ---------------------------------------------------------------------
 
 
-def check(folder: Path, use_hotfix: bool = True, timeout: float = 600, python: str | None = None) -> dict[str, Any]:
-    """Run the worker on *folder* in a subprocess and return its report."""
+def check(
+    folder: Path, use_hotfix: bool = True, timeout: float = 600, python: str | None = None, after: bool = False
+) -> dict[str, Any]:
+    """Run the worker on *folder* in a subprocess and return its report.
+
+    *after* enables hotfix only once transformers is imported (as an
+    application that imports transformers before calling ``hotfix.enable()``).
+    """
     if not (folder / "config.json").is_file():
         raise CheckError(f"{folder} has no config.json: hotfix check needs a model folder")
     command = [python or sys.executable, "-m", "hotfix._check", str(folder)] + (["--hotfix"] if use_hotfix else [])
+    if use_hotfix and after:
+        command.append("--after")
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
     environment.setdefault("HF_HUB_OFFLINE", "1")
     environment["TRANSFORMERS_VERBOSITY"] = "error"
@@ -267,6 +306,8 @@ def format_report(report: dict[str, Any]) -> str:
     head = f"{report['folder']} ({'with' if report.get('hotfix') else 'without'} hotfix"
     head += f", transformers {report.get('transformers', '?')})"
     lines = [head]
+    for note in report.get("notes", []):
+        lines.append(f"  note: {note}")
     for problem in ("refused", "crashed"):
         if problem in report:
             lines.append(f"  {problem}: {report[problem]}")

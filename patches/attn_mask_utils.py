@@ -16,8 +16,11 @@ their masks in ``transformers.masking_utils``, whose API is different). This
 module is what the ``m26-attn-mask-utils-module`` patch provides under the
 old name: the same functions with the same signatures and the same masks
 (additive float masks, ``torch.finfo(dtype).min`` where attention is masked),
-written from their documented behaviour. ``tests/test_attn_mask_utils.py``
+written from their documented behaviour. ``tests/test_transformers.py``
 compares each of them with transformers' own where the module still exists.
+Where versions differed, this follows 4.45-5.23: ``_prepare_4d_attention_mask_for_sdpa``
+returns None for an all-ones mask whatever the query length (4.36-4.44
+expanded it when the query and key lengths differ; the attention is the same).
 """
 
 from __future__ import annotations

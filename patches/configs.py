@@ -17,6 +17,20 @@ transformers itself still sees no generation parameter on the config, so
 ``save_pretrained`` (which refuses configs carrying them) keeps working and
 ``config.json`` does not change.
 
+**M28: the 4.x base attributes of every config are gone (5.0).**
+4.x ``PretrainedConfig.__init__`` set ``pad_token_id``, ``bos_token_id``,
+``eos_token_id``, ``sep_token_id``, ``decoder_start_token_id`` (``None``),
+``tie_word_embeddings`` (``True``), ``is_decoder``, ``add_cross_attention``
+(``False``), ``pruned_heads`` and the like on every config; 5.x sets only
+those a config passes. Legacy modeling code reads them unconditionally
+(StableLM-epoch: ``nn.Embedding(config.vocab_size, config.hidden_size,
+config.pad_token_id)``) and fails with::
+
+    AttributeError: 'StableLMEpochConfig' object has no attribute 'pad_token_id'
+
+The shim answers legacy readers of a missing one with the 4.x default, the
+same way as M18; transformers still sees the attribute missing.
+
 **M19: ``config.rope_scaling`` is an alias of ``rope_parameters`` (5.0).**
 A legacy config built with ``rope_scaling=None`` reads back as
 ``{'rope_theta': 10000.0, 'rope_type': 'default'}``, so Llama-derived remote
@@ -48,6 +62,15 @@ GENERATION_DEFAULTS: dict[str, Any] = {
 # Passed through **kwargs, 4.x stored these on the config and 5.x drops them (use_cache had no default).
 KEPT_NAMES = (*GENERATION_DEFAULTS, "use_cache")
 _KEPT = "_hotfix_generation_kwargs"
+# What PretrainedConfig.__init__ of transformers 4.57 set on every config, beside the generation defaults.
+BASE_DEFAULTS: dict[str, Any] = {
+    "pad_token_id": None, "bos_token_id": None, "eos_token_id": None, "sep_token_id": None,
+    "decoder_start_token_id": None, "tie_word_embeddings": True, "is_decoder": False, "add_cross_attention": False,
+    "tie_encoder_decoder": False, "cross_attention_hidden_size": None, "tokenizer_class": None, "prefix": None,
+    "task_specific_params": None, "finetuning_task": None, "is_encoder_decoder": False,
+}  # fmt: skip
+# Which of the two tables legacy readers get (the patches applied in this process).
+_ANSWERING = {"generation": False, "base": False}
 
 
 def _config_class(module: types.ModuleType) -> type:
@@ -64,12 +87,15 @@ def probe_generation_defaults(module: types.ModuleType) -> Finding:
 
 
 def _getattr(self: Any, name: str) -> Any:
-    if name in KEPT_NAMES and called_from_legacy():
+    if _ANSWERING["generation"] and name in KEPT_NAMES and called_from_legacy():
         kept = self.__dict__.get(_KEPT, {})
         if name in kept:
             return kept[name]
         if name in GENERATION_DEFAULTS:
             return GENERATION_DEFAULTS[name]
+    if _ANSWERING["base"] and name in BASE_DEFAULTS and called_from_legacy():
+        value = BASE_DEFAULTS[name]
+        return dict(value) if isinstance(value, dict) else value
     raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
 
@@ -79,8 +105,19 @@ def _adapt(cls: type, shims: Shims) -> None:
         shims.set(cls, "__getattr__", _getattr)
 
 
+def _answer(table: str, shims: Shims) -> None:
+    """Make legacy readers get *table*'s defaults until the patch is reverted."""
+    _ANSWERING[table] = True
+
+    def undo() -> None:
+        _ANSWERING[table] = False
+
+    shims.record(f"legacy config readers get the 4.x {table} defaults", undo)
+
+
 def apply_generation_defaults(module: types.ModuleType, shims: Shims) -> None:
     base = _config_class(module)
+    _answer("generation", shims)
 
     def make(function: Any) -> Any:
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -94,6 +131,22 @@ def apply_generation_defaults(module: types.ModuleType, shims: Shims) -> None:
 
     shims.replace(base, "__init__", make)
     shims.on_subclass(base, _adapt, exclude=("transformers.",))
+
+
+# -- M28: the 4.x base attributes (token ids, tie_word_embeddings, ...) are gone (5.0) --
+
+
+def probe_base_defaults(module: types.ModuleType) -> Finding:
+    config = _config_class(module)()
+    missing = [name for name in ("pad_token_id", "tie_word_embeddings", "is_decoder") if not hasattr(config, name)]
+    if missing:
+        return True, f"a config no longer has the 4.x base attributes ({', '.join(missing)}, ...) unless passed"
+    return False, "PretrainedConfig still sets the 4.x base attributes"
+
+
+def apply_base_defaults(module: types.ModuleType, shims: Shims) -> None:
+    _answer("base", shims)
+    shims.on_subclass(_config_class(module), _adapt, exclude=("transformers.",))
 
 
 # -- M19: rope_scaling reads back as the standardized rope_parameters (5.0) ----------

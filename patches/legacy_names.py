@@ -27,6 +27,23 @@
   construction raises an error naming the removal. Legacy helpers (e.g.
   ``transformers_stream_generator``) import them at module level and most
   callers never use them.
+* ``SampleOutput``, ``GreedySearchDecoderOnlyOutput`` and the other
+  per-strategy output names of ``transformers.generation.utils`` (deprecated
+  aliases since 4.42, removed in 5.0): ``transformers_stream_generator`` 0.0.5,
+  which every Qwen v1 checkpoint lists in its code (and transformers'
+  ``check_imports`` imports), imports ``SampleOutput`` at module level and
+  fails with ``ImportError: cannot import name 'SampleOutput' from
+  'transformers.generation.utils'``. Restored as the aliases 4.x had: the
+  ``Generate*Output`` classes and ``Union`` types of them.
+* ``find_pruneable_heads_and_indices`` (``transformers.pytorch_utils``,
+  removed in 5.0 with head pruning) and ``is_torch_sdpa_available``
+  (``transformers.utils``, removed in 5.0: SDPA is always there with the torch
+  5.x requires): BERT-style remote encoders import both at module level.
+  Restored with the 4.x behaviour.
+* ``transformers.onnx`` (removed in 5.0; export moved to optimum): remote
+  configuration files subclass ``OnnxConfig`` to describe their inputs. The
+  provided module holds importable, subclassable stand-ins; exporting with
+  them raises an error naming optimum.
 * ``shard_checkpoint`` (removed in 4.47): restored over
   ``huggingface_hub.split_torch_state_dict_into_shards`` with the 4.x return
   value ``(shards, index)``.
@@ -199,3 +216,68 @@ def shard_checkpoint(
         return {weights_name: dict(state_dict)}, None
     index = {"metadata": dict(split.metadata), "weight_map": dict(split.tensor_to_filename)}
     return shards, index
+
+
+# -- G14: per-strategy generate() output names (aliases until 4.57, removed in 5.0) --
+
+_OUTPUT_ALIASES = {
+    "decoder": ("GreedySearch", "Sample", "ContrastiveSearch"),
+    "beam": ("BeamSearch", "BeamSample"),
+}
+
+
+def _output_aliases(module: types.ModuleType) -> dict[str, Any]:
+    from typing import Union
+
+    plain = (vars(module)["GenerateDecoderOnlyOutput"], vars(module)["GenerateEncoderDecoderOutput"])
+    beam = (vars(module)["GenerateBeamDecoderOnlyOutput"], vars(module)["GenerateBeamEncoderDecoderOutput"])
+    aliases: dict[str, Any] = {}
+    for kind, prefixes in _OUTPUT_ALIASES.items():
+        decoder_only, encoder_decoder = plain if kind == "decoder" else beam
+        for prefix in prefixes:
+            aliases[f"{prefix}DecoderOnlyOutput"] = decoder_only
+            aliases[f"{prefix}EncoderDecoderOutput"] = encoder_decoder
+            aliases[f"{prefix}Output"] = Union[encoder_decoder, decoder_only]  # noqa: UP007 - the 4.x alias
+    return aliases
+
+
+def probe_output_aliases(module: types.ModuleType) -> Finding:
+    missing = [name for name in ("SampleOutput", "GreedySearchDecoderOnlyOutput") if name not in vars(module)]
+    if not missing:
+        return False, "the per-strategy output names are still there"
+    needed = ("GenerateDecoderOnlyOutput", "GenerateEncoderDecoderOutput", "GenerateBeamDecoderOnlyOutput",
+              "GenerateBeamEncoderDecoderOutput")  # fmt: skip
+    absent = [name for name in needed if name not in vars(module)]
+    if absent:
+        return False, f"{', '.join(missing)} missing, but so is {absent[0]}: nothing sound to alias them to"
+    return True, f"{', '.join(missing)} and the other per-strategy output names are gone"
+
+
+def apply_output_aliases(module: types.ModuleType, shims: Shims) -> None:
+    for name, value in _output_aliases(module).items():
+        if name not in vars(module):
+            shims.restore(module, name, value)
+
+
+# -- M30 / M31: BERT-style encoder helpers removed in 5.0 -------------------------------
+
+
+def find_pruneable_heads_and_indices(
+    heads: Any, n_heads: int, head_size: int, already_pruned_heads: Any
+) -> tuple[set[int], Any]:
+    """The heads left to prune and the indices of the rows to keep (4.x ``pytorch_utils``)."""
+    import torch
+
+    mask = torch.ones(n_heads, head_size)
+    pruned = set(heads) - set(already_pruned_heads)
+    for head in pruned:
+        mask[head - sum(1 if h < head else 0 for h in already_pruned_heads)] = 0
+    keep = mask.view(-1).contiguous().eq(1)
+    return pruned, torch.arange(len(keep))[keep].long()
+
+
+def is_torch_sdpa_available() -> bool:
+    """4.x: SDPA is there whenever torch is (every torch that transformers 5 supports has it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None

@@ -5,6 +5,11 @@
   reused Llama's mask code imports them): restored over
   the ``AttentionMaskConverter`` of ``patches/attn_mask_utils.py``, which computes the same masks
   (transformers' own went with its module in 5.24).
+* ``_expand_mask`` / ``_make_causal_mask`` of ``modeling_bloom`` and
+  ``modeling_opt`` (module functions until 4.34; MosaicML's MPT and Replit
+  code imports all four in ``hf_prefixlm_converter.py``): Bloom's are boolean
+  masks (``True`` where attention is masked), OPT's the additive ones Llama
+  had, restored over the same helpers.
 * ``get_head_mask`` (removed in 5.0 with head masking): restored with the 4.x
   behaviour; a model without head masking gets ``[None] * num_hidden_layers``.
 * ``get_extended_attention_mask(attention_mask, input_shape, device)``: 5.0
@@ -36,6 +41,26 @@ def make_causal_mask(input_ids_shape: Any, dtype: Any, device: Any, past_key_val
     return AttentionMaskConverter._make_causal_mask(
         input_ids_shape=input_ids_shape, dtype=dtype, device=device, past_key_values_length=past_key_values_length
     )
+
+
+def bloom_expand_mask(mask: Any, tgt_length: int) -> Any:
+    """``[bsz, src_len]`` padding mask to the boolean ``[bsz, 1, tgt_len, src_len]`` mask, True where masked."""
+    import torch
+
+    batch_size, src_length = mask.shape
+    tgt_length = tgt_length if tgt_length is not None else src_length
+    return (~(mask[:, None, None, :].to(torch.bool))).expand(batch_size, 1, tgt_length, src_length)
+
+
+def bloom_make_causal_mask(input_ids_shape: Any, device: Any, past_key_values_length: int) -> Any:
+    """Boolean causal mask ``[bsz, 1, tgt_len, tgt_len + past]``, True where a position is in the future."""
+    import torch
+
+    batch_size, target_length = input_ids_shape
+    mask = torch.zeros((target_length, target_length + past_key_values_length), dtype=torch.bool, device=device)
+    positions = torch.arange(target_length, device=device)
+    mask[:, past_key_values_length:] = positions[:, None] < positions[None, :]
+    return mask[None, None, :, :].expand(batch_size, 1, target_length, target_length + past_key_values_length)
 
 
 def get_head_mask(self: Any, head_mask: Any, num_hidden_layers: int, is_attention_chunked: bool = False) -> Any:

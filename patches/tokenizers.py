@@ -32,6 +32,17 @@ Legacy tokenizers override ``_pad`` with the old signature and fail with::
 ``_pad`` without ``padding_side`` or ``**kwargs``): the keyword is taken off
 and, for the duration of the call, becomes ``self.padding_side``, which is
 where the old ``_pad`` read it from.
+
+**T7: ``additional_special_tokens`` is gone (5.0); the list is ``extra_special_tokens``.**
+Remote processors and tokenizers (Florence-2's processor, chat templates
+with tool tokens) read ``tokenizer.additional_special_tokens`` and
+``additional_special_tokens_ids`` and fail with::
+
+    AttributeError: LegacyLMTokenizer has no attribute additional_special_tokens
+
+The shim restores both as properties over the list 5.x keeps (the tokens of
+``additional_special_tokens`` in tokenizer_config.json land there); setting
+the list sets that list, as the 4.x setter did.
 """
 
 from __future__ import annotations
@@ -236,3 +247,39 @@ def apply_model_input_names(module: types.ModuleType, shims: Shims) -> None:
             shims.set(cls, "model_input_names", list(_LEGACY_INPUT_NAMES))
 
     shims.on_subclass(default_owner, give, exclude=("transformers.",))
+
+
+# -- T7: additional_special_tokens became extra_special_tokens (5.0) --------------------
+
+_EXTRA = "_extra_special_tokens"
+
+
+def _additional_special_tokens(self: Any) -> list[str]:
+    return [str(token) for token in self.__dict__.get(_EXTRA, [])]
+
+
+def _set_additional_special_tokens(self: Any, value: Any) -> None:
+    self.__dict__[_EXTRA] = list(value or [])
+
+
+def _additional_special_tokens_ids(self: Any) -> Any:
+    return self.convert_tokens_to_ids(_additional_special_tokens(self))
+
+
+def probe_additional_special_tokens(module: types.ModuleType) -> Finding:
+    base = module.PreTrainedTokenizerBase
+    if any("additional_special_tokens" in vars(klass) for klass in base.__mro__):
+        return False, "PreTrainedTokenizerBase still has additional_special_tokens"
+    try:
+        source = inspect.getsource(base.__getattr__)
+    except (OSError, TypeError, AttributeError):
+        return False, "cannot tell where the tokenizer keeps its extra special tokens"
+    if _EXTRA not in source:
+        return False, f"the tokenizer does not keep its extra special tokens in {_EXTRA}"
+    return True, "additional_special_tokens is gone; the list is extra_special_tokens"
+
+
+def apply_additional_special_tokens(module: types.ModuleType, shims: Shims) -> None:
+    base = module.PreTrainedTokenizerBase
+    shims.set(base, "additional_special_tokens", property(_additional_special_tokens, _set_additional_special_tokens))
+    shims.set(base, "additional_special_tokens_ids", property(_additional_special_tokens_ids))

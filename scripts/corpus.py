@@ -38,10 +38,11 @@ def run(corpus: Path, envs: list[str]) -> None:
         python = str(Path(env) / "bin" / "python")
         results: dict[str, Any] = {}
         for folder in families(corpus):
-            for mode in ("hotfix", "plain"):
+            for mode in ("hotfix", "after", "plain"):
                 code = (
                     "import json, sys; from pathlib import Path; from hotfix._check import check; "
-                    f"print(json.dumps(check(Path(sys.argv[1]), use_hotfix={mode == 'hotfix'})))"
+                    f"report = check(Path(sys.argv[1]), use_hotfix={mode != 'plain'}, after={mode == 'after'}); "
+                    "print(json.dumps(report))"
                 )
                 completed = subprocess.run([python, "-c", code, str(folder)], capture_output=True, text=True)
                 lines = completed.stdout.strip().splitlines()
@@ -95,7 +96,10 @@ def table(corpus: Path, refs: list[str], envs: list[str]) -> str:
                 break
         link = f"[{source.get('repo', '?')}]({source.get('url', '')})" if source else "?"
         row = [name, link, ref_name]
-        row += [_cell(loaded[e][name]["hotfix"], reference) for e in envs]
+        for env in envs:
+            before = _cell(loaded[env][name]["hotfix"], reference)
+            after = _cell(loaded[env][name]["after"], reference) if "after" in loaded[env][name] else before
+            row.append(before if after == before else f"{before}; enabled after import: {after}")
         row += [_cell(loaded[e][name]["plain"], reference) for e in envs]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)

@@ -76,6 +76,29 @@ IMPORTS = {
     "result = legacy_rope_configs(Path(tempfile.mkdtemp()))",
     "g6": "from scenario import legacy_tuple_cache_generate\nresult = legacy_tuple_cache_generate()",
     "m26": "from scenario import legacy_attention_masks\nresult = legacy_attention_masks()",
+    # the archived library Qwen v1 code requires (tests/test_archived.py)
+    "stream_generator": "import transformers_stream_generator.main as main\n"
+    "result = [main.NewGenerationMixin.__name__, callable(main.init_stream_support)]",
+    "g14": "from transformers.generation.utils import GreedySearchDecoderOnlyOutput, SampleOutput\n"
+    "result = [GreedySearchDecoderOnlyOutput.__name__, sorted(t.__name__ for t in SampleOutput.__args__)]",
+    "m27-bloom-expand": "import torch\nfrom transformers.models.bloom.modeling_bloom import _expand_mask\n"
+    "result = _expand_mask(torch.tensor([[0, 1, 1]]), tgt_length=2).int().tolist()",
+    "m27-bloom-causal": "import torch\nfrom transformers.models.bloom.modeling_bloom import _make_causal_mask\n"
+    "result = _make_causal_mask(torch.Size([1, 3]), device=torch.device('cpu'), past_key_values_length=1)"
+    ".int().tolist()",
+    "m27-opt-expand": "import torch\nfrom transformers.models.opt.modeling_opt import _expand_mask\n"
+    "result = (_expand_mask(torch.tensor([[0, 1, 1]]), torch.float32, tgt_len=2) == 0).int().tolist()",
+    "m27-opt-causal": "import torch\nfrom transformers.models.opt.modeling_opt import _make_causal_mask\n"
+    "result = (_make_causal_mask(torch.Size([1, 3]), torch.float32, torch.device('cpu'), 1) == 0).int().tolist()",
+    "m28": "from scenario import legacy_config_base_reads\nresult = legacy_config_base_reads()",
+    "m30": "from transformers.pytorch_utils import find_pruneable_heads_and_indices as find\n"
+    "heads, index = find([1, 3], n_heads=4, head_size=2, already_pruned_heads={0})\n"
+    "result = [sorted(heads), index.tolist()]",
+    "m31": "from transformers.utils import is_torch_sdpa_available\nresult = is_torch_sdpa_available()",
+    "m31-import-utils": "from transformers.utils.import_utils import is_torch_sdpa_available\n"
+    "result = is_torch_sdpa_available()",
+    "m32": "from scenario import legacy_onnx_config\nresult = legacy_onnx_config()",
+    "t7": "from scenario import legacy_extra_tokens\nresult = legacy_extra_tokens()",
     "m10": "import torch\nfrom transformers.modeling_utils import shard_checkpoint\n"
     "shards, index = shard_checkpoint({'a': torch.zeros(10), 'b': torch.zeros(10)}, max_shard_size=50)\n"
     "result = [{k: sorted(v) for k, v in shards.items()}, index]",
@@ -122,6 +145,83 @@ def legacy_config_reads(workdir: Path) -> list[Any]:
     config.save_pretrained(str(workdir / "legacy_config"))
     reloaded = namespace["LegacyChatConfig"].from_pretrained(str(workdir / "legacy_config"))
     return [first, namespace["read"](namespace["LegacyChatConfig"]()), reloaded.hidden_size]
+
+
+LEGACY_EMBEDDING_MODEL = """
+    from torch import nn
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    class EpochConfig(PretrainedConfig):
+        model_type = "legacy_epoch"
+
+        def __init__(self, vocab_size=16, hidden_size=8, **kwargs):
+            self.vocab_size = vocab_size
+            self.hidden_size = hidden_size
+            super().__init__(**kwargs)
+
+    class EpochModel(PreTrainedModel):
+        config_class = EpochConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            # StableLM-epoch habit: the base config always had pad_token_id (None unless given)
+            self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+            self.tied = config.tie_word_embeddings
+            self.decoder = config.is_decoder
+
+    def build(**kwargs):
+        model = EpochModel(EpochConfig(**kwargs))
+        return [model.embed_tokens.padding_idx, model.tied, model.decoder, model.config.bos_token_id]
+"""
+
+
+LEGACY_ONNX_CONFIG = """
+    from collections import OrderedDict
+
+    from transformers import PretrainedConfig
+    from transformers.onnx import OnnxConfig
+
+    class EncoderConfig(PretrainedConfig):
+        model_type = "legacy_encoder"
+
+        def __init__(self, hidden_size=8, **kwargs):
+            self.hidden_size = hidden_size
+            super().__init__(**kwargs)
+
+    class EncoderOnnxConfig(OnnxConfig):
+        @property
+        def inputs(self):
+            return OrderedDict([("input_ids", {0: "batch", 1: "sequence"})])
+"""
+
+
+def legacy_onnx_config() -> list[Any]:
+    """A BERT-style remote configuration file that describes its ONNX export (import and subclass, no export)."""
+    namespace = legacy_module("legacy_encoder_config", LEGACY_ONNX_CONFIG)
+    return [namespace["EncoderConfig"]().hidden_size, namespace["EncoderOnnxConfig"].__mro__[1].__name__]
+
+
+def legacy_extra_tokens() -> list[Any]:
+    """A processor's reads of the tokenizer's additional special tokens (Florence-2's habit), then a set."""
+    import json
+    import tempfile
+
+    from legacy_models import write_legacy_lm
+    from transformers import AutoTokenizer
+
+    directory = write_legacy_lm(Path(tempfile.mkdtemp()) / "legacy_lm")
+    config = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+    config["additional_special_tokens"] = ["<od>", "</od>"]
+    (directory / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=True)
+    read = [list(tokenizer.additional_special_tokens), list(tokenizer.additional_special_tokens_ids)]
+    return [*read, tokenizer("a<od>b")["input_ids"]]
+
+
+def legacy_config_base_reads() -> list[Any]:
+    """A 2023 model reading the base attributes 4.x put on every config: unset, then set."""
+    namespace = legacy_module("legacy_epoch", LEGACY_EMBEDDING_MODEL)
+    return [namespace["build"](), namespace["build"](pad_token_id=3, bos_token_id=1, tie_word_embeddings=False)]
 
 
 LEGACY_CHAT_MODEL = """
@@ -372,7 +472,7 @@ def legacy_attention_masks() -> list[Any]:
         allowed(_create_4d_causal_attention_mask((1, 2), torch.float32, torch.device("cpu"), 2)),
         allowed(_prepare_4d_causal_attention_mask_for_sdpa(None, (2, 3), embeds, 0)),
         allowed(_prepare_4d_attention_mask(torch.tensor([[0, 1, 1]]), torch.float32, 2)),
-        allowed(_prepare_4d_attention_mask_for_sdpa(ones, torch.float32, 2)),
+        allowed(_prepare_4d_attention_mask_for_sdpa(ones, torch.float32)),
         allowed(converter.to_4d(torch.tensor([[0, 1, 1, 1]]), 2, torch.float32, key_value_length=4)),
     ]
 
@@ -416,7 +516,8 @@ def run_attn_mask_equal(workdir: Path) -> Any:
              theirs._create_4d_causal_attention_mask((batch, query), dtype, "cpu", past, window))  # fmt: skip
         same(f"expand {batch} {query}", ours._prepare_4d_attention_mask(mask, dtype, query),
              theirs._prepare_4d_attention_mask(mask, dtype, query))  # fmt: skip
-        same(f"expand sdpa {batch} {query}", ours._prepare_4d_attention_mask_for_sdpa(mask, dtype, query),
+        cross = "cross " if bool(torch.all(mask == 1)) and query not in (1, total) else ""
+        same(f"expand sdpa {cross}{batch} {query}", ours._prepare_4d_attention_mask_for_sdpa(mask, dtype, query),
              theirs._prepare_4d_attention_mask_for_sdpa(mask, dtype, query))  # fmt: skip
     return {"compared": compared, "different": different}
 

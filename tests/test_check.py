@@ -28,7 +28,7 @@ def test_a_2023_config_is_shrunk_consistently() -> None:
     assert shrunk["num_layers"] == 2 and shrunk["ffn_hidden_size"] == 128 and shrunk["seq_length"] == 512
     assert shrunk["padded_vocab_size"] == 65024 and shrunk["eos_token_id"] == 2  # the tokenizer's ids must fit
     assert shrunk["text_config"] == {"hidden_size": 64, "num_hidden_layers": 2}
-    assert shrunk["torch_dtype"] == "bfloat16" and shrunk["use_cache"] is True
+    assert shrunk["torch_dtype"] == "float32" and shrunk["use_cache"] is True  # the same numbers on every stack
 
 
 def test_a_config_the_rules_cannot_shrink_is_refused_naming_the_keys() -> None:
@@ -70,9 +70,13 @@ def test_a_refused_config_fails_the_check(tmp_path: Path) -> None:
 @pytest.mark.transformers
 def test_every_stage_of_a_legacy_package_with_hotfix_and_the_failures_without(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
-    from legacy_models import write_package
-    from test_transformers import affected
+    from legacy_models import package_parts, write_package
+    from packaging.version import Version
+    from test_transformers import TRANSFORMERS, affected
 
+    since = package_parts("legacy_glm")["model"]
+    if TRANSFORMERS is None or Version(TRANSFORMERS) < Version(since):
+        pytest.skip(f"legacy_glm is written against transformers >= {since}")
     folder = write_package("legacy_glm", tmp_path / "legacy_glm", weights=False)
     code, (patched, plain) = _check(str(folder), "--compare")
     stages = {s["stage"]: s for s in patched["stages"]}

@@ -43,7 +43,8 @@ def test_the_environment_variable_declares_them_when_enable_is_not_given_any(mon
 
 @pytest.mark.parametrize("bad", ["llava model", "a/b", "", "x;y"])
 def test_a_bad_glob_argument_raises_a_configuration_error_and_enables_nothing(bad: str) -> None:
-    with pytest.raises(hotfix.ConfigurationError, match="hotfix.enable\\(legacy=...\\): .* is not a module-name glob"):
+    expected = r"hotfix\.enable\(legacy=\.\.\.\): .* is not a module-name glob"
+    with pytest.raises(hotfix.ConfigurationError, match=expected):
         hotfix.enable(legacy=["ok.module", bad])
     assert not hotfix.is_enabled()
     assert _scope.declared_legacy() == ()

@@ -100,6 +100,23 @@ REPRODUCERS: dict[str, tuple[str, str]] = {
     ),
     "m22-beamsearchscorer": ("m22-beam", "ImportError: cannot import name 'BeamSearchScorer'"),
     "m10-shard-checkpoint": ("m10", "ImportError: cannot import name 'shard_checkpoint'"),
+    "g14-generate-output-aliases": (
+        "g14",
+        "ImportError: cannot import name 'GreedySearchDecoderOnlyOutput' from 'transformers.generation.utils'",
+    ),
+    "m27-bloom-expand-mask": ("m27-bloom-expand", "ImportError: cannot import name '_expand_mask'"),
+    "m27-bloom-make-causal-mask": ("m27-bloom-causal", "ImportError: cannot import name '_make_causal_mask'"),
+    "m27-opt-expand-mask": ("m27-opt-expand", "ImportError: cannot import name '_expand_mask'"),
+    "m27-opt-make-causal-mask": ("m27-opt-causal", "ImportError: cannot import name '_make_causal_mask'"),
+    "m28-legacy-config-base-defaults": ("m28", "object has no attribute 'pad_token_id'"),
+    "m30-find-pruneable-heads": ("m30", "ImportError: cannot import name 'find_pruneable_heads_and_indices'"),
+    "m31-is-torch-sdpa-available": ("m31", "ImportError: cannot import name 'is_torch_sdpa_available'"),
+    "m31-is-torch-sdpa-available-import-utils": (
+        "m31-import-utils",
+        "ImportError: cannot import name 'is_torch_sdpa_available'",
+    ),
+    "m32-onnx-module": ("m32", "ModuleNotFoundError: No module named 'transformers.onnx'"),
+    "t7-additional-special-tokens": ("t7", "has no attribute additional_special_tokens"),
     "m26-attn-mask-utils-module": (
         "m26",
         "ModuleNotFoundError: No module named 'transformers.modeling_attn_mask_utils'",
@@ -158,6 +175,18 @@ EXPECTED: dict[str, Any] = {
         None,
         [[[[0, 1, 1, 0], [0, 1, 1, 1]]]],
     ],
+    "g14": ["GenerateDecoderOnlyOutput", ["GenerateDecoderOnlyOutput", "GenerateEncoderDecoderOutput"]],
+    # transformers 4.34's masks: Bloom's are True where attention is masked, OPT's additive (0 where allowed).
+    "m27-bloom-expand": [[[[1, 0, 0], [1, 0, 0]]]],
+    "m27-bloom-causal": [[[[0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]]],
+    "m27-opt-expand": [[[[0, 1, 1], [0, 1, 1]]]],
+    "m27-opt-causal": [[[[1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]]],
+    "m28": [[None, True, False, None], [3, False, False, 1]],
+    "m30": [[1, 3], [2, 3, 6, 7]],
+    "m31": True,
+    "m31-import-utils": True,
+    "m32": [8, "OnnxConfig"],
+    "t7": [["<od>", "</od>"], [96, 97], [1, 69, 96, 70]],
     "m10": [
         {"pytorch_model-00001-of-00002.bin": ["a"], "pytorch_model-00002-of-00002.bin": ["b"]},
         {
@@ -430,11 +459,18 @@ def test_remote_code_already_fixed_for_the_new_api_is_left_alone() -> None:
 
 def test_provided_attention_mask_module_equals_transformers_own() -> None:
     """hotfix's modeling_attn_mask_utils gives the masks of transformers' own, where that one still exists."""
+    from packaging.version import Version
+
     if affected("m26-attn-mask-utils-module"):
         pytest.skip("transformers.modeling_attn_mask_utils is gone here; the m26 scenario checks the 4.x masks")
     outcome = scenario("attn_mask_equal")
     assert outcome["ok"], outcome.get("traceback")
-    assert outcome["result"]["compared"] > 100 and outcome["result"]["different"] == []
+    different = outcome["result"]["different"]
+    if TRANSFORMERS is not None and Version(TRANSFORMERS) < Version("4.45"):
+        # Before 4.45 an all-ones mask of another query length came back expanded, not None: the same
+        # attention for the non-causal callers it is for. hotfix gives what 4.45-5.23 give.
+        different = [name for name in different if not name.startswith("expand sdpa cross ")]
+    assert outcome["result"]["compared"] > 100 and different == []
 
 
 @pytest.mark.parametrize("declared", ["env", "argument", "no"])
