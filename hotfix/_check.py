@@ -149,7 +149,35 @@ def _model_class_key(config: dict[str, Any]) -> str:
     raise CheckError("config.json has no auto_map entry for AutoModelForCausalLM or AutoModel")
 
 
-def _stages(folder: Path, work: Path, report: dict[str, Any]) -> None:
+VENDORED_PACKAGE = "hotfix_check_vendored"
+
+
+class _Vendored:
+    """The folder's files imported as a plain package, as projects that vendor model code do.
+
+    Classes come from the package (``hotfix_check_vendored.modeling_x``), not
+    from transformers' dynamic module loader, so only ``HOTFIX_LEGACY`` can
+    tell hotfix that this is legacy code.
+    """
+
+    def __init__(self, work: Path) -> None:
+        import importlib
+
+        package = work / "vendored" / VENDORED_PACKAGE
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("", encoding="utf-8")
+        for path in work.glob("*.py"):
+            shutil.copy(path, package / path.name)
+        sys.path.insert(0, str(package.parent))
+        importlib.invalidate_caches()
+        self._import = importlib.import_module
+
+    def resolve(self, reference: str) -> Any:
+        module, _, name = reference.rpartition(".")
+        return getattr(self._import(f"{VENDORED_PACKAGE}.{module}"), name)
+
+
+def _stages(folder: Path, work: Path, report: dict[str, Any], vendored: bool = False) -> None:
     import torch
     import transformers
 
@@ -173,18 +201,28 @@ def _stages(folder: Path, work: Path, report: dict[str, Any]) -> None:
     auto = getattr(transformers, "AutoModelForCausalLM" if key == "AutoModelForCausalLM" else "AutoModel")
     report["class"] = raw.get("auto_map", {}).get(key)
 
+    package = _Vendored(work) if vendored else None
+
     def construct() -> None:
-        config = transformers.AutoConfig.from_pretrained(str(work), trust_remote_code=True)
         torch.manual_seed(0)
-        model = auto.from_config(config, trust_remote_code=True)
+        if package is not None:
+            config = package.resolve(raw["auto_map"]["AutoConfig"]).from_pretrained(str(work))
+            model = package.resolve(raw["auto_map"][key])(config)
+            state["class"] = type(model)
+        else:
+            config = transformers.AutoConfig.from_pretrained(str(work), trust_remote_code=True)
+            model = auto.from_config(config, trust_remote_code=True)
+            type(model).register_for_auto_class(key)
         _randomize(model)
-        type(model).register_for_auto_class(key)
         state["built"] = model
 
     def reload() -> None:
         saved = work / "saved"
         state["built"].save_pretrained(str(saved))
-        model = auto.from_pretrained(str(saved), trust_remote_code=True).eval()
+        if package is not None:
+            model = state["class"].from_pretrained(str(saved)).eval()
+        else:
+            model = auto.from_pretrained(str(saved), trust_remote_code=True).eval()
         before, after = state["built"].state_dict(), model.state_dict()
         differ = [k for k in before if k not in after or not torch.equal(before[k], after[k])]
         if differ:
@@ -218,7 +256,16 @@ def _stages(folder: Path, work: Path, report: dict[str, Any]) -> None:
             raise AssertionError(f"with cache {report['tokens']}, without {report['tokens_no_cache']}")
 
     def tokenizer() -> None:
-        loaded = transformers.AutoTokenizer.from_pretrained(str(work), trust_remote_code=True)
+        if package is not None:
+            settings = json.loads((work / "tokenizer_config.json").read_text(encoding="utf-8"))
+            named = settings.get("auto_map", {}).get("AutoTokenizer") or raw.get("auto_map", {}).get("AutoTokenizer")
+            if named:
+                candidates = [named] if isinstance(named, str) else [n for n in named if n]
+                loaded = package.resolve(str(candidates[0])).from_pretrained(str(work))
+            else:  # a tokenizer of transformers' own: nothing to vendor
+                loaded = transformers.AutoTokenizer.from_pretrained(str(work))
+        else:
+            loaded = transformers.AutoTokenizer.from_pretrained(str(work), trust_remote_code=True)
         ids = loaded("Hello world, 2024")["input_ids"]
         report["tokenizer"] = {"ids": list(ids), "decoded": loaded.decode(ids, skip_special_tokens=True)}
 
@@ -237,6 +284,7 @@ def _worker(argv: Sequence[str]) -> int:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--hotfix", action="store_true")
     parser.add_argument("--after", action="store_true", help="enable hotfix after importing transformers")
+    parser.add_argument("--vendored", action="store_true", help="import the files as a plain package")
     args = parser.parse_args(argv)
     if args.hotfix:
         import hotfix
@@ -244,10 +292,12 @@ def _worker(argv: Sequence[str]) -> int:
         if args.after:
             # the point: transformers and its model classes are imported before hotfix is enabled
             from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
-        hotfix.enable()
+        hotfix.enable(legacy=[VENDORED_PACKAGE] if args.vendored else None)
     report: dict[str, Any] = {"folder": str(args.folder), "hotfix": args.hotfix, "stages": []}
     if args.hotfix:
         report["enabled"] = "after import" if args.after else "before import"
+    if args.vendored:
+        report["vendored"] = VENDORED_PACKAGE
     with tempfile.TemporaryDirectory(prefix="hotfix-check-") as tmp:
         work = Path(tmp)
         try:
@@ -256,7 +306,7 @@ def _worker(argv: Sequence[str]) -> int:
             report["notes"] = shrunk.pop("_hotfix_check_notes", [])
             (work / "config.json").write_text(json.dumps(shrunk, indent=1), encoding="utf-8")
             _copy_folder(args.folder, work)
-            _stages(args.folder, work, report)
+            _stages(args.folder, work, report, vendored=args.vendored)
         except CheckError as error:
             report["refused"] = str(error)
     import transformers
@@ -274,18 +324,27 @@ def _worker(argv: Sequence[str]) -> int:
 
 
 def check(
-    folder: Path, use_hotfix: bool = True, timeout: float = 600, python: str | None = None, after: bool = False
+    folder: Path,
+    use_hotfix: bool = True,
+    timeout: float = 600,
+    python: str | None = None,
+    after: bool = False,
+    vendored: bool = False,
 ) -> dict[str, Any]:
     """Run the worker on *folder* in a subprocess and return its report.
 
     *after* enables hotfix only once transformers is imported (as an
     application that imports transformers before calling ``hotfix.enable()``).
+    *vendored* imports the folder's files as a plain package, declared legacy
+    with ``enable(legacy=...)``, instead of through ``trust_remote_code``.
     """
     if not (folder / "config.json").is_file():
         raise CheckError(f"{folder} has no config.json: hotfix check needs a model folder")
     command = [python or sys.executable, "-m", "hotfix._check", str(folder)] + (["--hotfix"] if use_hotfix else [])
     if use_hotfix and after:
         command.append("--after")
+    if vendored:
+        command.append("--vendored")
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
     environment.setdefault("HF_HUB_OFFLINE", "1")
     environment["TRANSFORMERS_VERBOSITY"] = "error"

@@ -84,16 +84,16 @@ def _doctor(as_json: bool) -> int:
     return 0 if report["ok"] else 1
 
 
-def _check(folders: Sequence[str], as_json: bool, compare: bool) -> int:
+def _check(folders: Sequence[str], as_json: bool, compare: bool, vendored: bool) -> int:
     from pathlib import Path
 
     from ._check import check, format_report, passed
 
     reports = []
     for folder in folders:
-        reports.append(check(Path(folder), use_hotfix=True))
+        reports.append(check(Path(folder), use_hotfix=True, vendored=vendored))
         if compare:
-            reports.append(check(Path(folder), use_hotfix=False))
+            reports.append(check(Path(folder), use_hotfix=False, vendored=vendored))
     if as_json:
         print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
     else:
@@ -135,6 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     checking.add_argument("folders", nargs="+", metavar="PATH")
     checking.add_argument("--json", action="store_true")
     checking.add_argument("--compare", action="store_true", help="also run every stage without hotfix")
+    checking.add_argument(
+        "--vendored",
+        action="store_true",
+        help="import the files as a plain package (as projects that copy model code do), declared legacy",
+    )
     run = commands.add_parser("run", help="run a command with hotfix enabled (HOTFIX_ENABLE=1)")
     run.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -144,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "doctor":
             return _doctor(args.json)
         if args.command == "check":
-            return _check(args.folders, args.json, args.compare)
+            return _check(args.folders, args.json, args.compare, args.vendored)
         command = list(args.cmd)
         if command and command[0] == "--":
             command = command[1:]

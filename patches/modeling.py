@@ -128,8 +128,27 @@ def _add_generation_mixin(cls: type, shims: Shims) -> None:
     shims.record(f"{cls.__module__}.{cls.__qualname__}.__bases__ + GenerationMixin", undo)
 
 
+def _legacy_generative(cls: Any) -> bool:
+    from transformers.generation import GenerationMixin
+
+    return issubclass(cls, GenerationMixin) and any(
+        "prepare_inputs_for_generation" in vars(klass) for klass in cls.__mro__ if is_legacy(klass.__module__)
+    )
+
+
 def apply_generation_mixin(module: types.ModuleType, shims: Shims) -> None:
     shims.on_subclass(module.PreTrainedModel, _add_generation_mixin, exclude=("transformers.",))
+
+    def make(function: Any) -> Any:
+        def can_generate(cls: Any) -> bool:
+            # can_generate() looks for GenerationMixin among a class's own bases and skips bases
+            # named *PreTrainedModel*: a legacy ForCausalLM inheriting the mixin (given above) from its
+            # XxxPreTrainedModel base (phi-1.5 MixFormer) would get no generation_config.
+            return bool(function(cls)) or _legacy_generative(cls)
+
+        return can_generate
+
+    shims.replace(module.PreTrainedModel, "can_generate", make)
 
 
 # -- M2: legacy _init_weights re-initialising loaded weights (5.0-5.12) -------------
@@ -399,3 +418,87 @@ def _keep_legacy_buffers(function: Any) -> Any:
         return result
 
     return _move_missing_keys_from_meta_to_device
+
+
+# -- M33: the 4.x default tie of input and output embeddings (5.0) -----------------------
+
+
+def _module_name(model: Any, module: Any) -> str | None:
+    for name, candidate in model.named_modules(remove_duplicate=False):
+        if candidate is module:
+            return str(name)
+    return None
+
+
+def _default_tie(model: Any) -> dict[str, str]:
+    """``{output weight: input weight}`` where 4.x tied them by default, else ``{}``.
+
+    Named by module, not by parameter: once tied, both names hold one parameter.
+    """
+    try:
+        output, embedding = model.get_output_embeddings(), model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        return {}
+    weight, source = getattr(output, "weight", None), getattr(embedding, "weight", None)
+    if weight is None or source is None or tuple(weight.shape) != tuple(source.shape):
+        return {}
+    target_name, source_name = _module_name(model, output), _module_name(model, embedding)
+    if not target_name or not source_name or target_name == source_name:
+        return {}
+    return {f"{target_name}.weight": f"{source_name}.weight"}
+
+
+class DefaultTiedWeightsKeys:
+    """``_tied_weights_keys`` of a legacy class that declared none: the tie 4.x made by default, per instance."""
+
+    __slots__ = ()
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return None
+        config = instance.__dict__.get("config")
+        if config is None or not getattr(config, "tie_word_embeddings", True):
+            return None
+        return _default_tie(instance) or None
+
+
+def _declared_tied_keys(cls: type) -> Any:
+    """What the class (or a base) declares as ``_tied_weights_keys``: the first in the MRO, as lookup finds it."""
+    for klass in cls.__mro__:
+        if "_tied_weights_keys" in vars(klass):
+            return vars(klass)["_tied_weights_keys"]
+    return None
+
+
+def _adapt_default_tie(cls: type, shims: Shims) -> None:
+    declared = _declared_tied_keys(cls)
+    if declared is None:
+        shims.set(cls, "_tied_weights_keys", DefaultTiedWeightsKeys())
+
+
+def probe_default_tie(module: types.ModuleType) -> Finding:
+    base = module.PreTrainedModel
+    if not hasattr(base, "get_expanded_tied_weights_keys"):
+        return False, "PreTrainedModel ties embeddings from config.tie_word_embeddings, which defaults to True"
+    config_class = getattr(module, "PreTrainedConfig", None) or module.PretrainedConfig
+    if hasattr(config_class(), "tie_word_embeddings"):
+        return False, "configs still default tie_word_embeddings"
+    return True, "a config that never set tie_word_embeddings no longer ties the output embedding to the input one"
+
+
+def apply_default_tie(module: types.ModuleType, shims: Shims) -> None:
+    shims.on_subclass(module.PreTrainedModel, _adapt_default_tie, exclude=("transformers.",))
+
+    def make(function: Any) -> Any:
+        def get_expanded_tied_weights_keys(self: Any, *args: Any, **kwargs: Any) -> Any:
+            mapping = function(self, *args, **kwargs)
+            # A legacy config that never set tie_word_embeddings meant True (the 4.x default).
+            if not mapping and isinstance(_declared_tied_keys(type(self)), DefaultTiedWeightsKeys):
+                config = self.__dict__.get("config")
+                if config is not None and not hasattr(config, "tie_word_embeddings"):
+                    mapping = dict(self._tied_weights_keys or {})
+            return mapping
+
+        return get_expanded_tied_weights_keys
+
+    shims.replace(module.PreTrainedModel, "get_expanded_tied_weights_keys", make)

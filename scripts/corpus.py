@@ -31,18 +31,25 @@ def families(corpus: Path) -> list[Path]:
     return sorted(p for p in corpus.iterdir() if (p / "config.json").is_file() and not p.name.startswith("_"))
 
 
-def run(corpus: Path, envs: list[str]) -> None:
+MODES = ("hotfix", "after", "vendored", "plain")
+
+
+def run(corpus: Path, envs: list[str], only: list[str] | None = None, modes: tuple[str, ...] = MODES) -> None:
+    """Check every family (or those named in *only*) in each environment; results merge into earlier ones."""
     out = corpus.parent / (corpus.name + "-results")
     out.mkdir(exist_ok=True)
     for env in envs:
         python = str(Path(env) / "bin" / "python")
-        results: dict[str, Any] = {}
+        target = out / f"{Path(env).name}.json"
+        results: dict[str, Any] = json.loads(target.read_text()) if target.exists() else {}
         for folder in families(corpus):
-            for mode in ("hotfix", "after", "plain"):
+            if only and folder.name not in only:
+                continue
+            for mode in modes:
+                options = f"use_hotfix={mode != 'plain'}, after={mode == 'after'}, vendored={mode == 'vendored'}"
                 code = (
                     "import json, sys; from pathlib import Path; from hotfix._check import check; "
-                    f"report = check(Path(sys.argv[1]), use_hotfix={mode != 'plain'}, after={mode == 'after'}); "
-                    "print(json.dumps(report))"
+                    f"report = check(Path(sys.argv[1]), {options}); print(json.dumps(report))"
                 )
                 completed = subprocess.run([python, "-c", code, str(folder)], capture_output=True, text=True)
                 lines = completed.stdout.strip().splitlines()
@@ -51,18 +58,43 @@ def run(corpus: Path, envs: list[str]) -> None:
                 failed = [s["stage"] for s in report["stages"] if not s["ok"]]
                 print(f"{Path(env).name} {folder.name} {mode}: "
                       f"{report.get('refused') or report.get('crashed') or failed or 'ok'}", flush=True)  # fmt: skip
-        (out / f"{Path(env).name}.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+            target.write_text(json.dumps(results, indent=1), encoding="utf-8")
 
 
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool | None:
-    """Tokens equal and logits within 1e-3 of each other; None when either side has none."""
-    if "tokens" not in a or "tokens" not in b or "logits" not in a or "logits" not in b:
-        return None
-    close = all(abs(x - y) <= 1e-3 for x, y in zip(a["logits"], b["logits"], strict=True))
-    return bool(close and a["tokens"] == b["tokens"])
+MODEL_STAGES = STAGES[:-1]
 
 
-def _cell(report: dict[str, Any], reference: dict[str, Any] | None) -> str:
+def _model_ok(report: dict[str, Any]) -> bool:
+    """Every model stage that ran passed, and at least construct, save and reload and forward ran."""
+    stages = {s["stage"]: s["ok"] for s in report.get("stages", [])}
+    ran = [name for name in MODEL_STAGES if name in stages]
+    return {"construct", "save and reload", "forward"} <= set(ran) and all(stages[name] for name in ran)
+
+
+def _tokenizer_ok(report: dict[str, Any]) -> bool:
+    return any(s["stage"] == "tokenizer" and s["ok"] for s in report.get("stages", []))
+
+
+def _compare(report: dict[str, Any], model_ref: dict[str, Any] | None, tok_ref: dict[str, Any] | None) -> str:
+    """'= ref' when tokens equal and logits agree within 1e-3 (and tokenizer ids equal), else what differs."""
+    differ, compared = [], False
+    if model_ref is not None and "tokens" in report and "tokens" in model_ref:
+        compared = True
+        close = all(abs(x - y) <= 1e-3 for x, y in zip(report["logits"], model_ref["logits"], strict=True))
+        if not close:
+            differ.append("logits")
+        if report["tokens"] != model_ref["tokens"]:
+            differ.append("tokens")
+    if tok_ref is not None and "tokenizer" in report and "tokenizer" in tok_ref:
+        compared = True
+        if report["tokenizer"] != tok_ref["tokenizer"]:
+            differ.append("tokenizer ids")
+    if not compared:
+        return ""
+    return ", = ref" if not differ else f", **{' and '.join(differ)} ≠ ref**"
+
+
+def _cell(report: dict[str, Any], model_ref: dict[str, Any] | None, tok_ref: dict[str, Any] | None) -> str:
     if "refused" in report:
         return "refused"
     if "crashed" in report:
@@ -73,34 +105,40 @@ def _cell(report: dict[str, Any], reference: dict[str, Any] | None) -> str:
     text = f"{ran - len(failed)}/{ran}"
     if failed:
         text += " (" + ", ".join(failed) + ")"
-    if reference is not None:
-        same = _same(report, reference)
-        text += "" if same is None else (", = ref" if same else ", **≠ ref**")
-    return text
+    return text + _compare(report, model_ref, tok_ref)
 
 
 def table(corpus: Path, refs: list[str], envs: list[str]) -> str:
     out = corpus.parent / (corpus.name + "-results")
     loaded = {env: json.loads((out / f"{Path(env).name}.json").read_text()) for env in [*refs, *envs]}
-    header = ["family", "source", "reference"] + [f"{Path(e).name} + hotfix" for e in envs]
-    header += [f"{Path(e).name} without" for e in envs]
+    header = ["family", "source", "reference (model / tokenizer)"]
+    header += [f"{Path(e).name} + hotfix" for e in envs] + [f"{Path(e).name} without" for e in envs]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for folder in families(corpus):
         name = folder.name
         source = json.loads((folder / "SOURCE.json").read_text()) if (folder / "SOURCE.json").exists() else {}
-        reference, ref_name = None, "none"
+        model_ref = tok_ref = None
+        model_name = tok_name = "none"
         for env in refs:
             plain = loaded[env].get(name, {}).get("plain")
-            if plain and plain["stages"] and all(s["ok"] for s in plain["stages"]):
-                reference, ref_name = plain, f"{Path(env).name} ({plain.get('transformers')})"
-                break
+            if plain and model_ref is None and _model_ok(plain):
+                model_ref, model_name = plain, str(plain.get("transformers"))
+            if plain and tok_ref is None and _tokenizer_ok(plain):
+                tok_ref, tok_name = plain, str(plain.get("transformers"))
         link = f"[{source.get('repo', '?')}]({source.get('url', '')})" if source else "?"
-        row = [name, link, ref_name]
+        row = [name, link, f"{model_name} / {tok_name}"]
         for env in envs:
-            before = _cell(loaded[env][name]["hotfix"], reference)
-            after = _cell(loaded[env][name]["after"], reference) if "after" in loaded[env][name] else before
-            row.append(before if after == before else f"{before}; enabled after import: {after}")
-        row += [_cell(loaded[e][name]["plain"], reference) for e in envs]
+            runs = loaded[env].get(name, {})
+            before = _cell(runs["hotfix"], model_ref, tok_ref) if "hotfix" in runs else "not run"
+            cell = before
+            for mode, label in (("after", "enabled after import"), ("vendored", "vendored")):
+                other = _cell(runs[mode], model_ref, tok_ref) if mode in runs else "not run"
+                if other != before:
+                    cell += f"; {label}: {other}"
+            row.append(cell)
+        for env in envs:
+            runs = loaded[env].get(name, {})
+            row.append(_cell(runs["plain"], model_ref, tok_ref) if "plain" in runs else "not run")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -111,13 +149,15 @@ def main(argv: list[str]) -> int:
     running = commands.add_parser("run")
     running.add_argument("corpus", type=Path)
     running.add_argument("envs", nargs="+")
+    running.add_argument("--only", help="comma-separated family folders to (re)run")
+    running.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     tabling = commands.add_parser("table")
     tabling.add_argument("corpus", type=Path)
     tabling.add_argument("refs")
     tabling.add_argument("envs", nargs="+")
     args = parser.parse_args(argv)
     if args.command == "run":
-        run(args.corpus, args.envs)
+        run(args.corpus, args.envs, args.only.split(",") if args.only else None, tuple(args.modes.split(",")))
     else:
         print(table(args.corpus, args.refs.split(","), args.envs))
     return 0

@@ -99,6 +99,8 @@ IMPORTS = {
     "result = is_torch_sdpa_available()",
     "m32": "from scenario import legacy_onnx_config\nresult = legacy_onnx_config()",
     "t7": "from scenario import legacy_extra_tokens\nresult = legacy_extra_tokens()",
+    "m33": "from scenario import legacy_default_tie\nresult = legacy_default_tie()",
+    "g7-base": "from scenario import legacy_generative_base\nresult = legacy_generative_base()",
     "m10": "import torch\nfrom transformers.modeling_utils import shard_checkpoint\n"
     "shards, index = shard_checkpoint({'a': torch.zeros(10), 'b': torch.zeros(10)}, max_shard_size=50)\n"
     "result = [{k: sorted(v) for k, v in shards.items()}, index]",
@@ -193,6 +195,108 @@ LEGACY_ONNX_CONFIG = """
         def inputs(self):
             return OrderedDict([("input_ids", {0: "batch", 1: "sequence"})])
 """
+
+
+LEGACY_DEFAULT_TIE = """
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    class RWConfig(PretrainedConfig):
+        model_type = "legacy_rw"
+
+        def __init__(self, vocab_size=32, hidden_size=8, **kwargs):
+            # Falcon RW habit: no tie_word_embeddings, the 4.x default (True) ties lm_head
+            self.vocab_size = vocab_size
+            self.hidden_size = hidden_size
+            super().__init__(**kwargs)
+
+    class RWForCausalLM(PreTrainedModel):
+        config_class = RWConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+            self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+            self.post_init()
+
+        def get_input_embeddings(self):
+            return self.word_embeddings
+
+        def get_output_embeddings(self):
+            return self.lm_head
+
+        def forward(self, input_ids):
+            return self.lm_head(self.word_embeddings(input_ids))
+"""
+
+
+def legacy_default_tie() -> list[Any]:
+    """A Falcon-RW-style checkpoint as the safetensors conversion left it: the embedding only, lm_head tied to it.
+
+    4.x tied lm_head to the embedding by default (tie_word_embeddings=True), so
+    the missing lm_head.weight was the embedding; untied, it stays random.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    namespace = legacy_module("legacy_rw", LEGACY_DEFAULT_TIE)
+    config = namespace["RWConfig"]()
+    directory = Path(tempfile.mkdtemp()) / "legacy_rw"
+    config.save_pretrained(str(directory))
+    weight = torch.randn(config.vocab_size, config.hidden_size, generator=torch.Generator().manual_seed(0))
+    save_file({"word_embeddings.weight": weight}, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    model = namespace["RWForCausalLM"].from_pretrained(str(directory))
+    ids = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        expected = torch.nn.functional.linear(weight[ids], weight)
+        if not torch.allclose(model(ids), expected):
+            raise AssertionError("the loaded legacy model gives other logits than its checkpoint (lm_head not tied)")
+    return [model.lm_head.weight is model.word_embeddings.weight]
+
+
+LEGACY_GENERATIVE_BASE = """
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig, PreTrainedModel
+    from transformers.modeling_outputs import CausalLMOutput
+
+    class MixConfig(PretrainedConfig):
+        model_type = "legacy_mix"
+
+        def __init__(self, vocab_size=16, hidden_size=8, **kwargs):
+            self.vocab_size = vocab_size
+            self.hidden_size = hidden_size
+            super().__init__(**kwargs)
+
+    class MixPreTrainedModel(PreTrainedModel):
+        # phi-1.5 MixFormer habit: the generation hook lives on the PreTrainedModel base
+        config_class = MixConfig
+
+        def prepare_inputs_for_generation(self, input_ids, **kwargs):
+            return {"input_ids": input_ids}
+
+    class MixForCausalLM(MixPreTrainedModel):
+        def __init__(self, config):
+            super().__init__(config)
+            self.embed = nn.Embedding(config.vocab_size, config.hidden_size)
+            self.head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+            self.post_init()
+
+        def forward(self, input_ids, **kwargs):
+            return CausalLMOutput(logits=self.head(self.embed(input_ids)))
+"""
+
+
+def legacy_generative_base() -> list[Any]:
+    """A model class built directly whose generation hook comes from its legacy base (as InternVL builds them)."""
+    import torch
+
+    namespace = legacy_module("legacy_mix", LEGACY_GENERATIVE_BASE)
+    torch.manual_seed(0)
+    model = namespace["MixForCausalLM"](namespace["MixConfig"]()).eval()
+    out = model.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=3, do_sample=False, pad_token_id=0)
+    return [model.generation_config is not None, out.shape[1]]
 
 
 def legacy_onnx_config() -> list[Any]:

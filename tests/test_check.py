@@ -109,3 +109,15 @@ def test_a_failing_stage_names_the_line_of_the_models_file(tmp_path: Path) -> No
     assert code == 1 and stages["forward"]["ok"] and not stages["generate with cache"]["ok"]
     assert "broken on purpose" in stages["generate with cache"]["error"]
     assert stages["generate with cache"]["where"].startswith("modeling_legacy_lm.py:")
+
+
+@pytest.mark.transformers
+def test_vendored_mode_imports_the_files_as_a_plain_package_declared_legacy(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    from legacy_models import write_package
+
+    folder = write_package("legacy_lm", tmp_path / "legacy_lm", weights=False)
+    code, report = _check(str(folder), "--vendored")
+    assert report["vendored"] == "hotfix_check_vendored"
+    assert code == 0 and all(s["ok"] for s in report["stages"]), report["stages"]
+    assert len(report["tokens"]) == 6

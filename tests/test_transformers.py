@@ -117,6 +117,8 @@ REPRODUCERS: dict[str, tuple[str, str]] = {
     ),
     "m32-onnx-module": ("m32", "ModuleNotFoundError: No module named 'transformers.onnx'"),
     "t7-additional-special-tokens": ("t7", "has no attribute additional_special_tokens"),
+    # Silent for users (wrong logits after from_pretrained); the scenario compares them with the saved model's.
+    "m33-legacy-default-tie": ("m33", "gives other logits than its checkpoint"),
     "m26-attn-mask-utils-module": (
         "m26",
         "ModuleNotFoundError: No module named 'transformers.modeling_attn_mask_utils'",
@@ -183,6 +185,7 @@ EXPECTED: dict[str, Any] = {
     "m27-opt-causal": [[[[1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]]],
     "m28": [[None, True, False, None], [3, False, False, 1]],
     "m30": [[1, 3], [2, 3, 6, 7]],
+    "m33": [True],
     "m31": True,
     "m31-import-utils": True,
     "m32": [8, "OnnxConfig"],
@@ -493,3 +496,13 @@ def test_vendored_legacy_code_gets_the_scoped_shims_when_declared(declared: str)
     assert outcome["ok"], outcome.get("traceback")
     assert outcome["result"]["legacy"] is (declared != "no")
     assert outcome["result"]["tokens"] == REFERENCE["tokens"]
+
+
+def test_g7_also_serves_classes_that_inherit_the_generation_hook_from_a_legacy_base() -> None:
+    """phi-1.5 MixFormer: prepare_inputs_for_generation on XxxPreTrainedModel, the ForCausalLM built directly."""
+    repaired = scenario("g7-base", hotfix="before")
+    assert repaired["ok"], repaired.get("traceback")
+    assert repaired["result"] == [True, 6]
+    if affected("g7-generation-mixin") and repaired["status"]["g7-generation-mixin"]["state"] == "applied":
+        without = scenario("g7-base", hotfix="before", patches="-g7-generation-mixin")
+        assert not without["ok"] and "object has no attribute 'generate'" in without["error"], without["error"]
