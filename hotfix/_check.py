@@ -352,12 +352,16 @@ def check(
         completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"folder": str(folder), "hotfix": use_hotfix, "stages": [], "crashed": f"timed out after {timeout}s"}
-    lines = completed.stdout.strip().splitlines()
-    if completed.returncode != 0 or not lines:
-        tail = completed.stderr.strip().splitlines()[-3:]
-        return {"folder": str(folder), "hotfix": use_hotfix, "stages": [], "crashed": " | ".join(tail)}
-    report: dict[str, Any] = json.loads(lines[-1])
-    return report
+    # The model's own code may print to stdout too: the report is the last line that is a JSON object.
+    for line in reversed(completed.stdout.strip().splitlines() if completed.returncode == 0 else []):
+        try:
+            report = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(report, dict) and "stages" in report:
+            return report
+    tail = completed.stderr.strip().splitlines()[-3:]
+    return {"folder": str(folder), "hotfix": use_hotfix, "stages": [], "crashed": " | ".join(tail)}
 
 
 def format_report(report: dict[str, Any]) -> str:
