@@ -262,8 +262,8 @@ def _stages(folder: Path, work: Path, report: dict[str, Any], vendored: bool = F
             if named:
                 candidates = [named] if isinstance(named, str) else [n for n in named if n]
                 loaded = package.resolve(str(candidates[0])).from_pretrained(str(work))
-            else:  # a tokenizer of transformers' own: nothing to vendor
-                loaded = transformers.AutoTokenizer.from_pretrained(str(work))
+            else:  # a tokenizer of transformers' own: nothing to vendor, and no remote code to run for it
+                loaded = transformers.AutoTokenizer.from_pretrained(str(work), trust_remote_code=False)
         else:
             loaded = transformers.AutoTokenizer.from_pretrained(str(work), trust_remote_code=True)
         ids = loaded("Hello world, 2024")["input_ids"]
@@ -349,7 +349,9 @@ def check(
     environment.setdefault("HF_HUB_OFFLINE", "1")
     environment["TRANSFORMERS_VERBOSITY"] = "error"
     try:
-        completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout)
+        completed = subprocess.run(
+            command, capture_output=True, text=True, env=environment, timeout=timeout, stdin=subprocess.DEVNULL
+        )  # no stdin: transformers asks "Do you wish to run the custom code?" when it is unsure
     except subprocess.TimeoutExpired:
         return {"folder": str(folder), "hotfix": use_hotfix, "stages": [], "crashed": f"timed out after {timeout}s"}
     # The model's own code may print to stdout too: the report is the last line that is a JSON object.
