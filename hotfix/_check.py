@@ -20,6 +20,7 @@ Parameters are seeded by name, so two stacks build the same numbers.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -46,6 +47,7 @@ class CheckError(HotfixError):
     """A model folder cannot be checked (no config.json, a config the shrink rules cannot shrink)."""
 
 
+@functools.cache
 def _rules() -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
@@ -63,7 +65,7 @@ def shrink_config(config: dict[str, Any], rules: dict[str, Any] | None = None) -
     settings: dict[str, int] = rules["set"]
     keep = set(rules["keep"]["keys"])
     refuse: dict[str, str] = rules["refuse"]
-    drop: dict[str, str] = rules.get("drop", {})
+    drop: dict[str, dict[str, Any]] = rules.get("drop", {})
     replace: dict[str, Any] = rules.get("replace", {})
     words: list[str] = rules["size_words"]
     left: list[str] = []
@@ -73,8 +75,9 @@ def shrink_config(config: dict[str, Any], rules: dict[str, Any] | None = None) -
         out: dict[str, Any] = {}
         for key, value in node.items():
             where = f"{path}{key}"
-            if key == "quantization_config" and isinstance(value, dict) and value.get("quant_method") == "fp8":
-                notes.append(f"dropped {where}: {drop[key]}")
+            when = drop.get(key)
+            if when and isinstance(value, dict) and all(value.get(k) == v for k, v in when.items() if k != "note"):
+                notes.append(f"dropped {where}: {when['note']}")
                 continue
             if key in refuse and value:
                 raise CheckError(f"cannot shrink {where}: {refuse[key]}")

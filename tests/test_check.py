@@ -39,6 +39,14 @@ def test_a_config_the_rules_cannot_shrink_is_refused_naming_the_keys() -> None:
     assert shrink_config({"hidden_size": 4096, "quantization_bit": 0})["quantization_bit"] == 0
 
 
+def test_an_fp8_quantization_config_is_dropped_with_a_note() -> None:
+    shrunk = shrink_config({"hidden_size": 4096, "quantization_config": {"quant_method": "fp8", "fmt": "e4m3"}})
+    assert "quantization_config" not in shrunk
+    assert shrunk["_hotfix_check_notes"] == [
+        "dropped quantization_config: the checkpoint's fp8 quantization: the code is checked unquantized"
+    ]
+
+
 def _check(*args: str) -> tuple[int, Any]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
     completed = subprocess.run(
