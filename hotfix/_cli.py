@@ -1,4 +1,4 @@
-"""The ``hotfix`` command: list, doctor, check, run."""
+"""The ``hotfix`` command: list, doctor, scan, check, run."""
 
 from __future__ import annotations
 
@@ -101,6 +101,19 @@ def _check(folders: Sequence[str], as_json: bool, compare: bool, vendored: bool)
     return 0 if all(passed(r) for r in reports if r.get("hotfix")) else 1
 
 
+def _scan(paths: Sequence[str], as_json: bool, everything: bool) -> int:
+    from pathlib import Path
+
+    from ._scan import format_report, scan, uncovered
+
+    reports = [scan(Path(path)) for path in paths]
+    if as_json:
+        print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+    else:
+        print("\n\n".join(format_report(report, everything) for report in reports))
+    return 1 if any(uncovered(r) for r in reports) else 0
+
+
 def _run(command: Sequence[str]) -> int:
     if not command:
         print("hotfix run: give a command, e.g. hotfix run -- python serve.py", file=sys.stderr)
@@ -124,6 +137,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     listing.add_argument("--json", action="store_true")
     doctor = commands.add_parser("doctor", help="versions, patches that would apply, uncovered breaks")
     doctor.add_argument("--json", action="store_true")
+    scanning = commands.add_parser(
+        "scan",
+        help="what model code takes from the ML libraries, resolved against the installed versions (static)",
+        description="Reads the Python files under each PATH (a model folder, a .py file, a package, a Hugging Face "
+        "cache folder such as models--org--name or HF_MODULES_CACHE) without importing or running them, and "
+        "resolves every name they take from transformers, tokenizers, accelerate, peft, huggingface_hub, torch "
+        "and auto_gptq against the installed versions: available, repaired by a hotfix patch, or missing and "
+        "uncovered; code shapes that patches know (a list _tied_weights_keys, rope_scaling['type'], overrides of "
+        "changed methods) are listed with their patch. Exit 1 when anything is uncovered.",
+    )
+    scanning.add_argument("paths", nargs="+", metavar="PATH")
+    scanning.add_argument("--json", action="store_true")
+    scanning.add_argument("--all", action="store_true", help="also list the names that are available")
     checking = commands.add_parser(
         "check",
         help="run a model folder's own code on a tiny model built from its config (RUNS THE MODEL'S CODE)",
@@ -148,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args.json)
         if args.command == "doctor":
             return _doctor(args.json)
+        if args.command == "scan":
+            return _scan(args.paths, args.json, args.all)
         if args.command == "check":
             return _check(args.folders, args.json, args.compare, args.vendored)
         command = list(args.cmd)

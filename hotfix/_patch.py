@@ -82,7 +82,9 @@ class Patch:
     ``modules`` are exact module names whose import triggers the patch,
     ``prefixes`` are name prefixes for dynamically named modules
     (``transformers_modules.``), ``provides`` are removed modules the patch
-    can provide when nothing else finds them. The probe runs on the live
+    can provide when nothing else finds them, ``scan`` are the code shapes
+    ``hotfix scan`` reports as needing this patch (``attr:name``,
+    ``override:Base.method``, ...; see docs/patch-authors.md). The probe runs on the live
     module and must find the break before ``apply`` is called.
     """
 
@@ -95,6 +97,7 @@ class Patch:
     modules: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
+    scan: tuple[str, ...] = ()
     links: tuple[str, ...] = ()
     default: bool = True
     unsafe: bool = False

@@ -30,11 +30,22 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$")
 _OWNER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_.]*)?$")
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_BASES = rf"{_NAME}(\|{_NAME})*"
+_SCAN = re.compile(
+    rf"^(import:{_NAME}(\.{_NAME})*(:{_NAME})?"
+    rf"|uses:{_NAME}(\.{_NAME})*"
+    rf"|attr:({_NAME}\.)?{_NAME}"
+    rf"|subscript:{_NAME}\[[^\]]+\]"
+    rf"|keyword:{_NAME}\({_NAME}\)"
+    rf"|subclass:{_BASES}"
+    rf"|(override|class-list|lacks|nocall):{_BASES}\.{_NAME})$"
+)
 _KINDS = ("value", "function", "method", "property", "classmethod", "staticmethod")
 
 _COMMON = {
     "id", "summary", "distribution", "affected", "shape", "links", "default", "unsafe",
-    "catalog", "error", "limits", "probe",
+    "catalog", "error", "limits", "probe", "scan",
 }  # fmt: skip
 _SHAPE_KEYS: dict[str, tuple[set[str], set[str]]] = {
     # shape: (required keys, optional keys)
@@ -116,6 +127,8 @@ def _describe(pattern: re.Pattern[str]) -> str:
         _MODULE: "module name",
         _REF: "reference 'module:attribute'",
         _OWNER: "owner 'module' or 'module:Class'",
+        _SCAN: "scan trigger (import:, uses:, attr:, subscript:, keyword:, subclass:, override:, class-list:, "
+        "lacks:, nocall:; see docs/patch-authors.md)",
     }.get(pattern, "value")
 
 
@@ -157,6 +170,7 @@ def patch_from_mapping(raw: Any, source: str, position: int) -> Patch:
         "catalog": entry.strings("catalog"),
         "error": entry.string("error", required=False) or "",
         "limits": entry.string("limits", required=False) or "",
+        "scan": entry.strings("scan", _SCAN),
         "source": source,
     }
     probe_ref = entry.string("probe", required=shape == "code", pattern=_REF)

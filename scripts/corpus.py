@@ -2,6 +2,7 @@
 
     python scripts/corpus.py run CORPUS ENV [ENV ...]   writes CORPUS-results/<env>.json
     python scripts/corpus.py table CORPUS REF ENV ...   prints the docs/compatibility.md table
+    python scripts/corpus.py scan CORPUS ENV [ENV ...]  checks hotfix scan against real imports and the run
 
 CORPUS is a folder of model folders (config.json, the model's .py files,
 tokenizer files; no weights), one per family, each with a SOURCE.json that
@@ -18,8 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +147,88 @@ def table(corpus: Path, refs: list[str], envs: list[str]) -> str:
     return "\n".join(lines)
 
 
+_VERIFY = r"""
+import json, sys
+answers = {}
+for key in json.load(sys.stdin):
+    module, _, name = key.partition(":")
+    statement = f"from {module} import {name}" if name else f"import {module}"
+    try:
+        exec(statement, {})
+        answers[key] = True
+    except ImportError:
+        answers[key] = False
+    except BaseException as error:
+        answers[key] = repr(error)[:200]
+print("VERIFY " + json.dumps(answers))
+"""
+_IMPORT_ERROR = re.compile(
+    r"cannot import name '(?P<name>\w+)' from '(?P<module>[\w.]+)'|No module named '(?P<missing>[\w.]+)'"
+)
+
+
+def verify_scan(corpus: Path, envs: list[str]) -> list[str]:
+    """Per environment: scan every family; every import finding must match what Python's import says, and every
+    import error the corpus run hit without hotfix must be listed as missing. Returns the summary lines."""
+    lines = []
+    for env in envs:
+        python = str(Path(env) / "bin" / "python")
+        results_file = corpus.parent / (corpus.name + "-results") / f"{Path(env).name}.json"
+        results = json.loads(results_file.read_text()) if results_file.exists() else {}
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
+        keys: dict[str, bool] = {}  # key -> scan says it is available
+        wrong, unmatched, missing_total, seconds = [], [], 0, []
+        for folder in families(corpus):
+            if not any(folder.glob("*.py")):
+                continue
+            started = time.perf_counter()
+            done = subprocess.run([python, "-m", "hotfix", "scan", "--json", str(folder)], capture_output=True,
+                                  text=True, env=clean)  # fmt: skip
+            seconds.append(time.perf_counter() - started)
+            report = json.loads(done.stdout)
+            missing = set()
+            for finding in report["findings"]:
+                if finding["kind"] != "import" or finding["status"] in ("not-installed", "unknown"):
+                    continue
+                keys[finding["name"]] = finding["status"] == "available"
+                if finding["status"] != "available":
+                    missing.add(finding["name"])
+            missing_total += len(missing)
+            plain = results.get(folder.name, {}).get("plain", {})
+            for stage in plain.get("stages", []):
+                match = _IMPORT_ERROR.search(stage.get("error") or "") if not stage["ok"] else None
+                if match is None:
+                    continue
+                if match["missing"]:
+                    hit = any(k == match["missing"] or k.startswith(match["missing"] + ":") for k in missing)
+                    what = match["missing"]
+                else:
+                    hit = f"{match['module']}:{match['name']}" in missing
+                    what = f"{match['module']}:{match['name']}"
+                if not hit and what.partition(":")[0].partition(".")[0] in (
+                    "transformers",
+                    "torch",
+                    "peft",
+                    "accelerate",
+                    "huggingface_hub",
+                ):
+                    unmatched.append(f"{folder.name}: the run failed on {what}, scan does not list it")
+        done = subprocess.run([python, "-c", _VERIFY], input=json.dumps(sorted(keys)), capture_output=True,
+                              text=True, env=clean)  # fmt: skip
+        line = next(x for x in done.stdout.splitlines() if x.startswith("VERIFY "))
+        truth = json.loads(line[len("VERIFY ") :])
+        for key, available in sorted(keys.items()):
+            if truth[key] is not available:
+                wrong.append(f"{key}: scan says {'available' if available else 'missing'}, import says {truth[key]}")
+        lines.append(
+            f"{Path(env).name}: {len(keys)} distinct names checked by importing them, {len(wrong)} wrong; "
+            f"{missing_total} missing names listed; {len(unmatched)} import errors of the run not listed; "
+            f"scan took {max(seconds):.2f} s at most per folder"
+        )
+        lines += [f"  wrong: {w}" for w in wrong] + [f"  not listed: {u}" for u in unmatched]
+    return lines
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -155,7 +241,14 @@ def main(argv: list[str]) -> int:
     tabling.add_argument("corpus", type=Path)
     tabling.add_argument("refs")
     tabling.add_argument("envs", nargs="+")
+    scanning = commands.add_parser("scan")
+    scanning.add_argument("corpus", type=Path)
+    scanning.add_argument("envs", nargs="+")
     args = parser.parse_args(argv)
+    if args.command == "scan":
+        report = verify_scan(args.corpus, args.envs)
+        print("\n".join(report))
+        return 1 if any(line.startswith("  ") for line in report) else 0
     if args.command == "run":
         run(args.corpus, args.envs, args.only.split(",") if args.only else None, tuple(args.modes.split(",")))
     else:
