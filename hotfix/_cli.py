@@ -1,4 +1,4 @@
-"""The ``hotfix`` command: list, doctor, scan, check, run."""
+"""The ``hotfix`` command: list, doctor, scan, check, explain, run."""
 
 from __future__ import annotations
 
@@ -114,6 +114,20 @@ def _scan(paths: Sequence[str], as_json: bool, everything: bool) -> int:
     return 1 if any(uncovered(r) for r in reports) else 0
 
 
+def _explain(text: str) -> int:
+    from ._explain import UNCOVERED, explain_text
+
+    if text == "-":
+        text = sys.stdin.read()
+    if not text.strip():
+        print("hotfix explain: give the error text, e.g. hotfix explain \"ImportError: cannot import name ...\"",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    explanation = explain_text(text)
+    print(explanation)
+    return 1 if explanation.startswith(UNCOVERED) else 0
+
+
 def _run(command: Sequence[str]) -> int:
     if not command:
         print("hotfix run: give a command, e.g. hotfix run -- python serve.py", file=sys.stderr)
@@ -150,6 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     scanning.add_argument("paths", nargs="+", metavar="PATH")
     scanning.add_argument("--json", action="store_true")
     scanning.add_argument("--all", action="store_true", help="also list the names that are available")
+    explaining = commands.add_parser(
+        "explain",
+        help="which hotfix patch covers an error message, and why it may still have failed here",
+        description="Matches a pasted error message (or '-' for standard input) against the registry: the names "
+        "patches restore and the errors they repair. Says for each matching patch what it does in this environment "
+        "(applies, out of its version range, denied by HOTFIX_PATCHES), or that none covers it. Exit 1 when none does.",
+    )
+    explaining.add_argument("text", metavar="ERROR")
     checking = commands.add_parser(
         "check",
         help="run a model folder's own code on a tiny model built from its config (RUNS THE MODEL'S CODE)",
@@ -174,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args.json)
         if args.command == "doctor":
             return _doctor(args.json)
+        if args.command == "explain":
+            return _explain(args.text)
         if args.command == "scan":
             return _scan(args.paths, args.json, args.all)
         if args.command == "check":

@@ -51,7 +51,13 @@ def _post_import_loader(loader: Any, on_loaded: Callable[[types.ModuleType], Non
                 return result
 
             def exec_module(self, module: types.ModuleType) -> None:
-                self.__wrapped__.exec_module(module)
+                try:
+                    self.__wrapped__.exec_module(module)
+                except (ImportError, AttributeError, TypeError) as error:
+                    from ._explain import annotate
+
+                    annotate(error)  # legacy code that fails on import says which patch covers it
+                    raise
                 # A module may replace itself in sys.modules while it executes
                 # (transformers' _LazyModule does); the import system hands out
                 # that object, so that is the one to patch.

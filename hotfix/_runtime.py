@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
-from . import _env, _log, _scope
+from . import _env, _explain, _log, _scope
 from ._errors import ConfigurationError, HotfixError, PatchFailedError
 from ._importer import Finder
 from ._patch import Patch
@@ -290,6 +290,7 @@ class Runtime:
             sys.meta_path = [self.finder, *sys.meta_path]
             self.enabled = True
             self.generation += 1
+            _explain.install_hooks()
             if propagate:
                 self._propagate(selection, self.strict, _scope.declared_legacy())
             finder = self.finder
@@ -321,6 +322,7 @@ class Runtime:
             for slot in self.slots.values():
                 slot.active = False
             self._internal.revert()
+            _explain.remove_hooks()
             self._restore_environ()
             _scope.declare_legacy(())
         self._emit(events)
@@ -456,7 +458,11 @@ class Runtime:
             return
 
         def follow(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            result = wrapped(*args, **kwargs)
+            try:
+                result = wrapped(*args, **kwargs)
+            except (ImportError, AttributeError, TypeError) as error:
+                _explain.annotate(error)  # remote code that fails on import says which patch covers it
+                raise
             loaded = sys.modules.get(getattr(result, "__module__", ""))
             if loaded is not None and self.enabled and self.finder is not None and self.finder.watches(loaded.__name__):
                 self._module_loaded(loaded)

@@ -200,7 +200,8 @@ def verify_scan(corpus: Path, envs: list[str]) -> list[str]:
                 if match is None:
                     continue
                 if match["missing"]:
-                    hit = any(k == match["missing"] or k.startswith(match["missing"] + ":") for k in missing)
+                    hit = any(k.partition(":")[0] == match["missing"] or k.startswith((match["missing"] + ":",
+                              match["missing"] + ".")) for k in missing)  # fmt: skip
                     what = match["missing"]
                 else:
                     hit = f"{match['module']}:{match['name']}" in missing
