@@ -8,9 +8,25 @@ stderr (and raised only in strict mode).
 
 from __future__ import annotations
 
+import atexit
+import json
+import os
 import sys
 
 from . import _env
+
+
+def _write_status(path: str) -> None:
+    """Write this process's status where ``HOTFIX_STATUS_FILE`` says, at exit. Never raises."""
+    try:
+        from . import status
+
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump({"pid": os.getpid(), "argv": sys.argv, **status().as_dict()}, handle, indent=2)
+        os.replace(temporary, path)
+    except Exception as error:  # noqa: BLE001 - the process is exiting: report, never raise
+        print(f"hotfix: status not written to {path}: {type(error).__name__}: {error}", file=sys.stderr)
 
 
 def activate() -> None:
@@ -20,6 +36,9 @@ def activate() -> None:
         from . import enable
 
         enable()
+        path = _env.status_file()
+        if path:
+            atexit.register(_write_status, path)
     except Exception as error:
         if _env.strict():
             raise

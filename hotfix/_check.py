@@ -12,7 +12,8 @@ a crash, a hang or a leaked patch never reaches the caller. The worker
    where the folder has one;
 3. prints one JSON object: each stage's outcome, and for a failure the error
    and the deepest line of the model's own files in the traceback; logits and
-   tokens, for comparison with another stack; the patches hotfix applied.
+   tokens, for comparison with another stack; the patches hotfix applied, and
+   those this model's code used.
 
 Parameters are seeded by name, so two stacks build the same numbers.
 """
@@ -318,7 +319,9 @@ def _worker(argv: Sequence[str]) -> int:
     if args.hotfix:
         import hotfix
 
-        report["patches"] = sorted(p.id for p in hotfix.status().patches if p.state == "applied")
+        states = hotfix.status().patches
+        report["patches"] = sorted(p.id for p in states if p.state == "applied")
+        report["used"] = {p.id: p.used_by for p in sorted(states, key=lambda p: p.id) if p.used}
     print(json.dumps(report))
     return 0
 
@@ -387,8 +390,10 @@ def format_report(report: dict[str, Any]) -> str:
             if stage.get("where"):
                 lines.append(f"        at {stage['where']}")
             lines.append("        try: hotfix doctor; report it with this output if no patch covers it")
-    if report.get("patches"):
-        lines.append(f"  {len(report['patches'])} patches applied in the process (--json lists them)")
+    if report.get("used"):
+        lines.append(f"  patches this model used ({len(report['used'])}): {', '.join(report['used'])}")
+    elif report.get("patches"):
+        lines.append(f"  {len(report['patches'])} patches applied in the process, none used by this model")
     return "\n".join(lines)
 
 

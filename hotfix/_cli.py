@@ -1,4 +1,4 @@
-"""The ``hotfix`` command: list, doctor, scan, check, explain, run."""
+"""The ``hotfix`` command: list, doctor, scan, check, explain, status, run."""
 
 from __future__ import annotations
 
@@ -128,12 +128,43 @@ def _explain(text: str) -> int:
     return 1 if explanation.startswith(UNCOVERED) else 0
 
 
-def _run(command: Sequence[str]) -> int:
+def _status(path: str | None, as_json: bool) -> int:
+    if path is None:
+        from . import status
+
+        report = status().as_dict()
+    else:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                report = json.load(handle)
+        except (OSError, ValueError) as error:
+            print(f"hotfix status: cannot read {path}: {error}", file=sys.stderr)
+            return 2
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return 0
+    where = f"process {report['pid']} ({' '.join(report.get('argv', []))})" if "pid" in report else "this process"
+    patches = report["patches"]
+    used = [p for p in patches if p.get("used")]
+    applied = [p for p in patches if p["state"] == "applied"]
+    print(f"hotfix in {where}: {'enabled' if report['enabled'] else 'disabled'}; {len(applied)} patch(es) applied, "
+          f"{len(used)} used")  # fmt: skip
+    for patch in used:
+        print(f"  used  {patch['id']}: {patch['used_by']}")
+    for patch in patches:
+        if patch["state"] == "failed" or patch.get("error"):
+            print(f"  FAILED {patch['id']}: {patch['error']}")
+    return 0
+
+
+def _run(command: Sequence[str], status_path: str | None = None) -> int:
     if not command:
         print("hotfix run: give a command, e.g. hotfix run -- python serve.py", file=sys.stderr)
         return 2
     environment = dict(os.environ)
     environment[_env.ENABLE] = "1"
+    if status_path:
+        environment[_env.STATUS_FILE] = os.path.abspath(status_path)
     executable = shutil.which(command[0]) or command[0]
     if os.name == "posix":
         try:
@@ -188,7 +219,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="import the files as a plain package (as projects that copy model code do), declared legacy",
     )
+    statusing = commands.add_parser(
+        "status",
+        help="the patches a process applied and used (this one, or one run with hotfix run --status FILE)",
+    )
+    statusing.add_argument("file", nargs="?", metavar="FILE", help="a status file written by hotfix run --status")
+    statusing.add_argument("--json", action="store_true")
     run = commands.add_parser("run", help="run a command with hotfix enabled (HOTFIX_ENABLE=1)")
+    run.add_argument(
+        "--status", metavar="FILE", help="write the process's status (patches applied and used) to FILE at exit"
+    )
     run.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
@@ -202,10 +242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _scan(args.paths, args.json, args.all)
         if args.command == "check":
             return _check(args.folders, args.json, args.compare, args.vendored)
+        if args.command == "status":
+            return _status(args.file, args.json)
         command = list(args.cmd)
         if command and command[0] == "--":
             command = command[1:]
-        return _run(command)
+        return _run(command, args.status)
     except HotfixError as error:
         print(f"hotfix: {error}", file=sys.stderr)
         return 2

@@ -25,6 +25,14 @@ process can change them before calling :func:`hotfix.enable`.
     logger only.
 ``HOTFIX_LOG_FORMAT``
     ``console`` (key=value, the default) or ``json`` (one JSON object a line).
+``HOTFIX_STATUS_FILE``
+    A path: a process activated through ``HOTFIX_ENABLE`` writes its
+    :func:`hotfix.status` there as JSON when it exits (``{pid}`` in the path
+    is replaced by the process id, for workers); ``hotfix run --status FILE``
+    sets it, ``hotfix status FILE`` reads it.
+``HOTFIX_CACHE_DIR``
+    Where ``hotfix scan`` keeps the answers it had to import a library for
+    (default ``$XDG_CACHE_HOME/hotfix`` or ``~/.cache/hotfix``).
 """
 
 from __future__ import annotations
@@ -37,8 +45,10 @@ __all__ = [
     "LOG_FORMAT",
     "LOG_LEVEL",
     "PATCHES",
+    "STATUS_FILE",
     "STRICT",
     "enabled",
+    "status_file",
     "legacy_modules",
     "log_format",
     "log_level",
@@ -52,6 +62,7 @@ STRICT = "HOTFIX_STRICT"
 LEGACY = "HOTFIX_LEGACY"
 LOG_LEVEL = "HOTFIX_LOG_LEVEL"
 LOG_FORMAT = "HOTFIX_LOG_FORMAT"
+STATUS_FILE = "HOTFIX_STATUS_FILE"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
@@ -93,3 +104,9 @@ def log_format() -> str:
     """``json`` or ``console`` from ``HOTFIX_LOG_FORMAT``."""
     raw = os.environ.get(LOG_FORMAT, "").strip().lower()
     return "json" if raw == "json" else "console"
+
+
+def status_file() -> str | None:
+    """The path in ``HOTFIX_STATUS_FILE`` with ``{pid}`` filled in, or ``None``."""
+    value = os.environ.get(STATUS_FILE, "").strip()
+    return value.replace("{pid}", str(os.getpid())) if value else None

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
-from . import _env, _explain, _log, _scope
+from . import _env, _explain, _log, _scope, _usage
 from ._errors import ConfigurationError, HotfixError, PatchFailedError
 from ._importer import Finder
 from ._patch import Patch
@@ -58,6 +58,9 @@ class PatchStatus:
     unsafe: bool = False
     default: bool = True
     source: str = ""
+    used: bool = False
+    """Whether code in this process used the patch's shims (see :mod:`hotfix._usage`)."""
+    used_by: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -94,7 +97,8 @@ class Status:
         lines += [f"  {name} {version or 'not installed'}" for name, version in sorted(self.versions.items())]
         for p in self.patches:
             where = f" on {', '.join(p.modules)}" if p.modules else ""
-            lines.append(f"  [{p.state}] {p.id}{where}: {p.error or p.reason}")
+            used = f", used: {p.used_by}" if p.used else ""
+            lines.append(f"  [{p.state}] {p.id}{where}: {p.error or p.reason}{used}")
         lines += [f"  error: {e}" for e in self.errors]
         return "\n".join(lines)
 
@@ -276,9 +280,9 @@ class Runtime:
                         self._by_missing.setdefault(name, []).append(slot)
                     continue
                 events.append(self._event_skipped(slot))
-            exact = list(self._by_module)
-            if self._by_prefix:
-                exact.append(DYNAMIC_LOADER)
+            # Remote code is loaded by transformers.dynamic_module_utils: followed for prefix-triggered patches
+            # and for the notes on errors it raises (hotfix._explain).
+            exact = [*self._by_module, DYNAMIC_LOADER]
             if REEXECUTED in self._by_module:
                 exact.append(REEXECUTOR)
             self.finder = Finder(self._module_loaded, self._module_missing)
@@ -323,6 +327,7 @@ class Runtime:
                 slot.active = False
             self._internal.revert()
             _explain.remove_hooks()
+            _usage.clear()
             self._restore_environ()
             _scope.declare_legacy(())
         self._emit(events)
@@ -372,7 +377,7 @@ class Runtime:
 
     def _module_loaded(self, module: types.ModuleType) -> None:
         name = getattr(module, "__name__", "")
-        if name == DYNAMIC_LOADER and self._by_prefix:
+        if name == DYNAMIC_LOADER:
             self._follow_dynamic_modules(module)
         if name == REEXECUTOR and REEXECUTED in self._by_module:
             self._follow_reexecution(module)
@@ -568,6 +573,14 @@ class Runtime:
         collected = self.collected()
         with self.lock:
             patches = [slot.status() for slot in self.slots.values()] if self.slots else self.plan(None)
+            changes: dict[str, list[Any]] = {}
+            for slot, shims in self._applied:
+                changes.setdefault(slot.patch.id, []).extend(shims.changes)
+            for patch in patches:
+                used_by = _usage.USED.get(patch.id)
+                if used_by is None and patch.id in changes:
+                    used_by = _usage.scan_values(patch.id, changes[patch.id])
+                patch.used, patch.used_by = used_by is not None, used_by or ""
             versions = {p.distribution: installed_version(p.distribution) for p in collected.patches}
             return Status(self.enabled, self.strict, patches, versions, list(collected.errors))
 

@@ -869,9 +869,12 @@ def format_report(report: dict[str, Any], everything: bool = False) -> str:
         if finding["status"] == "available" and not everything:
             continue
         where = f"{finding['file']}:{finding['line']}"
-        what = finding["patch"] or ""
-        detail = f"  ({finding['detail']})" if finding["detail"] else ""
-        lines.append(f"  {finding['status']:<13} {where:<34} {finding['name']}  {what}{detail}".rstrip())
+        shape = finding["kind"] == "shape"
+        what = finding["detail"].split("; ")[0] if shape else finding["name"]
+        patch = f" -> {finding['patch']}" if finding["patch"] else ""
+        rest = "; ".join(finding["detail"].split("; ")[1:]) if shape else finding["detail"]
+        detail = f"  ({rest})" if rest else ""
+        lines.append(f"  {finding['status']:<9} {where}  {what}{patch}{detail}")
     counts = report["counts"]
     lines.append(
         "  " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) if any(counts.values()) else "  nothing found"

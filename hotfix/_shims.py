@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, final
 
+from . import _usage
+
 __all__ = ["Change", "Shims", "MISSING", "WrapperFunction"]
 
 WrapperFunction = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -104,6 +106,42 @@ def _undo_attribute(change: Change) -> str | None:
     return f"{change.describe()}: replaced by someone else after hotfix; left as it is"
 
 
+def _counting(change: Change, value: Any, patch_id: str) -> Any:
+    """*value* behind a trampoline that records the first use and then steps aside; other values unchanged."""
+    hit = _usage.hit
+
+    def used() -> None:
+        if _own(change.owner, change.attribute) is change.installed and change.installed is not value:
+            setattr(change.owner, change.attribute, value)
+            change.installed = value
+        hit(patch_id, f"{change.describe()} called")
+
+    def trampoline(function: Callable[..., Any]) -> Callable[..., Any]:
+        def first(*args: Any, **kwargs: Any) -> Any:
+            used()
+            return function(*args, **kwargs)
+
+        return functools.update_wrapper(first, function)
+
+    if type(value) is types.FunctionType:  # exact types: wrapt proxies pass isinstance checks
+        return trampoline(value)
+    if type(value) in (classmethod, staticmethod) and type(value.__func__) is types.FunctionType:
+        return type(value)(trampoline(value.__func__))
+    if type(value) is property and type(value.fget) is types.FunctionType:
+        return property(trampoline(value.fget), value.fset, value.fdel, value.__doc__)
+    if type(value).__name__ == "FunctionWrapper" and hasattr(value, "_self_wrapper"):
+        import wrapt
+
+        wrapper = value._self_wrapper
+
+        def counting(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            used()
+            return wrapper(wrapped, instance, args, kwargs)
+
+        return wrapt.FunctionWrapper(value.__wrapped__, counting)
+    return value
+
+
 @final
 class Shims:
     """Applies and records the changes of one patch.
@@ -123,14 +161,35 @@ class Shims:
 
     # -- the lowest layer -------------------------------------------------
 
-    def set(self, owner: Any, name: str, value: Any) -> Any:
-        """Set ``owner.name = value`` and record what was there."""
+    def set(self, owner: Any, name: str, value: Any, *, count: bool = True) -> Any:
+        """Set ``owner.name = value`` and record what was there.
+
+        With *count*, a name the owner did not have (a restored function,
+        method or property) is installed behind a one-time trampoline that
+        records this patch as used on its first call and then puts *value*
+        itself in place (:mod:`hotfix._usage`). Replacements of existing
+        functions mark their use themselves (:meth:`mark_used`); values that
+        must keep their identity (aliases) are set as they are.
+        """
         original = _own(owner, name)
-        setattr(owner, name, value)
         change = Change(owner, name, original, original is not MISSING, value)
+        fresh = _inherited(owner, name) is MISSING  # a restored name: any call is legacy code needing it
+        installed = _counting(change, value, self.patch_id) if count and fresh else value
+        setattr(owner, name, installed)
+        change.installed = installed
         change.undo = lambda: _undo_attribute(change)
         self.changes.append(change)
         return value
+
+    def mark_used(self, what: str) -> None:
+        """Record that code in this process needed this patch (*what* says how); only the first mark is kept.
+
+        Call it from the branch of a shim that acts for legacy code, where the
+        shim wraps an upstream function every model calls (a restored name
+        counts its own first call, a changed legacy class counts itself).
+        """
+        if self.patch_id not in _usage.USED:
+            _usage.USED[self.patch_id] = what
 
     def record(self, description: str, undo: Callable[[], str | None]) -> None:
         """Record a change that is not an attribute (a provided module, a hook registration)."""
@@ -140,7 +199,7 @@ class Shims:
 
     def alias(self, owner: Any, name: str, value: Any) -> Any:
         """Make ``owner.name`` refer to *value* (a moved name at its old place)."""
-        return self.set(owner, name, value)
+        return self.set(owner, name, value, count=False)
 
     def restore(self, owner: Any, name: str, value: Any, kind: Kind = "value") -> Any:
         """Restore a removed function, method, property, classmethod or staticmethod."""
@@ -153,7 +212,7 @@ class Shims:
             wrapped = staticmethod(value)
         else:
             wrapped = value
-        return self.set(owner, name, wrapped)
+        return self.set(owner, name, wrapped, count=kind != "value")
 
     def wrap(self, owner: Any, name: str, wrapper: WrapperFunction) -> Any:
         """Wrap ``owner.name`` (its own or inherited value) with a wrapt ``FunctionWrapper``."""

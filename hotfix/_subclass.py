@@ -106,7 +106,12 @@ class SubclassHooks:
         _, callback, shims, exclude = entry
         if exclude and cls.__module__.startswith(exclude):
             return
+        before = len(shims.changes)
         try:
             callback(cls, shims)
+            if len(shims.changes) > before:
+                from ._usage import hit, short
+
+                hit(shims.patch_id, f"class {short(cls.__module__)}.{cls.__qualname__} adapted")
         except Exception as error:  # noqa: BLE001 - see _dispatch
             self._on_error(shims, cls, error)

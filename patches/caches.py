@@ -110,6 +110,7 @@ def apply_get_max_length(module: types.ModuleType, shims: Shims) -> None:
         def get_max_length(self: Any, *args: Any, **kwargs: Any) -> Any:
             value = function(self, *args, **kwargs)
             if isinstance(value, int) and value < 0 and _legacy_caller_expects_none():
+                shims.mark_used("legacy code got None from Cache.get_max_length")
                 return None
             return value
 
@@ -194,6 +195,7 @@ def apply_legacy_cache(module: types.ModuleType, shims: Shims) -> None:
     def make(function: Any) -> Any:
         def __iter__(self: Any) -> Any:
             if called_from_legacy():
+                shims.mark_used("legacy code iterated a DynamicCache")
                 # Legacy code unpacks (key, value) per layer; 5.x yields (key, value, sliding_window).
                 return iter([(layer.keys, layer.values) for layer in self.layers])
             return function(self)

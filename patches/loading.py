@@ -58,6 +58,7 @@ def apply_hub_keywords(module: types.ModuleType, shims: Shims) -> None:
     def make(function: Callable[..., Any]) -> Callable[..., Any]:
         def from_pretrained(*args: Any, **kwargs: Any) -> Any:
             if ("resume_download" in kwargs or "use_auth_token" in kwargs) and called_into_from_legacy("transformers"):
+                shims.mark_used("legacy code passed resume_download/use_auth_token to from_pretrained")
                 kwargs.pop("resume_download", None)
                 token = kwargs.pop("use_auth_token", None)
                 if token is not None and kwargs.get("token") is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import hotfix
+from hotfix import _usage
 from hotfix._importer import Finder
 from hotfix._runtime import RUNTIME
 
@@ -34,11 +35,13 @@ def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.delenv(name)
     hotfix.disable()
     RUNTIME.reload()
+    _usage.clear()
     modules_before = set(sys.modules)
     path_before = list(sys.path)
     yield
     hotfix.disable()
     RUNTIME.reload()
+    _usage.clear()
     for name in set(sys.modules) - modules_before:
         if name.startswith(FAKE_PREFIXES):
             del sys.modules[name]
