@@ -63,7 +63,7 @@ TARGETS = (
     "transformers_stream_generator",
 )  # fmt: skip
 DISTRIBUTIONS = {"auto_gptq": "auto-gptq", "transformers_stream_generator": "transformers-stream-generator"}
-Status = Literal["available", "repaired", "uncovered", "guarded", "not-installed", "unknown"]
+Status = Literal["available", "repaired", "uncovered", "review", "guarded", "not-installed", "unknown"]
 _CATCHES_IMPORT = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 _SKIP_DIRS = {".git", "__pycache__", ".venv", "node_modules"}
 _MAX_FILES = 2000
@@ -102,6 +102,7 @@ class _Class:
     methods: set[str] = field(default_factory=set)
     list_attributes: set[str] = field(default_factory=set)
     assigned: set[str] = field(default_factory=set)
+    signatures: dict[str, ast.arguments] = field(default_factory=dict)
     calls: set[str] = field(default_factory=set)
 
 
@@ -271,6 +272,7 @@ class _Reader(ast.NodeVisitor):
         for statement in node.body:
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 cls.methods.add(statement.name)
+                cls.signatures[statement.name] = statement.args
             targets: list[ast.expr] = []
             value: ast.expr | None = None
             if isinstance(statement, ast.Assign):
@@ -349,10 +351,12 @@ def python_files(path: Path) -> list[Path]:
 class _Module:
     """What reading one library module's source says it binds."""
 
-    __slots__ = ("lazy", "names", "opaque", "public", "stars")
+    __slots__ = ("classes", "lazy", "names", "opaque", "origins", "public", "stars")
 
     def __init__(self) -> None:
         self.names: set[str] = set()
+        self.origins: dict[str, str] = {}  # a from-imported name -> the module it comes from
+        self.classes: dict[str, ast.ClassDef] = {}
         self.stars: list[str] = []
         self.public: set[str] | None = None  # a literal __all__
         self.lazy = False  # transformers' _LazyModule: names come from its import structure
@@ -430,6 +434,8 @@ class _Library:
             for node in statements:
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     info.names.add(node.name)
+                    if isinstance(node, ast.ClassDef):
+                        info.classes.setdefault(node.name, node)
                     if node.name == "__getattr__":
                         info.opaque = True
                 elif isinstance(node, ast.Import):
@@ -440,8 +446,13 @@ class _Library:
                             info.stars.append(absolute(node))
                         else:
                             info.names.add(alias.asname or alias.name)
+                            info.origins.setdefault(alias.asname or alias.name, f"{absolute(node)}:{alias.name}")
                 elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):  # Old = New
+                        for target in targets:
+                            if isinstance(target, ast.Name) and target.id != node.value.id:
+                                info.origins.setdefault(target.id, f"{name}:{node.value.id}")
                     for target in targets:
                         for item in ast.walk(target):
                             if isinstance(item, ast.Name):
@@ -492,6 +503,38 @@ class _Library:
             if found is None:
                 answer = None
         return answer
+
+    def find_class(self, module: str, name: str, depth: int = 0) -> tuple[str, ast.ClassDef] | None:
+        """Where class *name* as seen from *module* is defined: ``(module, ClassDef)``, following imports."""
+        info = self.module(module)
+        if info is None or depth > 6:
+            return None
+        if name in info.classes:
+            return module, info.classes[name]
+        if name in info.origins:
+            origin, _, original = info.origins[name].partition(":")
+            return self.find_class(origin, original, depth + 1)
+        for star in info.stars:
+            found = self.find_class(star, name, depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    def method(self, module: str, cls: ast.ClassDef, name: str, depth: int = 0) -> tuple[str, ast.arguments] | None:
+        """The arguments of method *name* on a library class or the nearest base that defines it."""
+        for statement in cls.body:
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)) and statement.name == name:
+                return f"{module.rpartition('.')[2]}.{cls.name}.{name}", statement.args
+        if depth > 8:
+            return None
+        for base in cls.bases:
+            base_name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else ""
+            found = self.find_class(module, base_name) if base_name else None
+            if found is not None:
+                answer = self.method(found[0], found[1], name, depth + 1)
+                if answer is not None:
+                    return answer
+        return None
 
     def exists(self, module: str) -> bool | None:
         """Whether ``module`` can be found: True, False, or None when reading cannot tell."""
@@ -796,7 +839,8 @@ def scan(path: Path, patches: Sequence[Patch] | None = None) -> dict[str, Any]:
         else:
             findings.append(Finding(file, line, "shape", trigger, "uncovered", None, f"{what}; {gates[patch.id][1]}"))
 
-    order = {"uncovered": 0, "unknown": 1, "repaired": 2, "guarded": 3, "not-installed": 4, "available": 5}
+    findings += _overrides(codes, classes, library, patches, gates)
+    order = {"uncovered": 0, "unknown": 1, "review": 2, "repaired": 3, "guarded": 4, "not-installed": 5, "available": 6}
     findings.sort(key=lambda f: (order[f.status], f.file, f.line, f.name))
     counts = {status: sum(f.status == status for f in findings) for status in order}
     return {
@@ -806,6 +850,61 @@ def scan(path: Path, patches: Sequence[Patch] | None = None) -> dict[str, Any]:
         "counts": counts,
         "findings": [f.as_dict() for f in findings],
     }
+
+
+def _parameters(arguments: ast.arguments) -> tuple[list[str], list[str]]:
+    """(positional parameters after self/cls, keyword-only parameters)."""
+    positional = [a.arg for a in [*arguments.posonlyargs, *arguments.args]][1:]
+    return positional, [a.arg for a in arguments.kwonlyargs]
+
+
+def _overrides(
+    codes: Sequence[_Code], classes: dict[str, list[_Class]], library: _Library, patches: Sequence[Patch],
+    gates: dict[str, tuple[bool, str]],
+) -> list[Finding]:  # fmt: skip
+    """Methods the code overrides that take fewer parameters than the installed library's own (no ``**kwargs``)."""
+    covering: dict[str, list[str]] = {}
+    for patch in patches:
+        for trigger in patch_triggers(patch):
+            if trigger.startswith("override:") and gates[patch.id][0]:
+                covering.setdefault(trigger.rpartition(".")[2], []).append(patch.id)
+    findings = []
+    for code in codes:
+        for cls in code.classes:
+            bases = [b for c in _local_chain(cls, classes) for b in c.bases if "." in b and _root(b) in TARGETS]
+            for method, arguments in sorted(cls.signatures.items()):
+                if method.startswith("__") or arguments.kwarg is not None:
+                    continue
+                for base in bases:
+                    module, _, name = base.rpartition(".")
+                    found = library.find_class(module, name)
+                    upstream = library.method(found[0], found[1], method) if found else None
+                    if upstream is None:
+                        continue
+                    label, theirs = upstream
+                    my_positional, my_keywords = _parameters(arguments)
+                    their_positional, their_keywords = _parameters(theirs)
+                    mine = {*my_positional, *my_keywords}
+                    # Parameters the library's method has beyond the override's: calls that pass them fail.
+                    # Another name at the same position (a rename) matters only where the library passes it
+                    # by keyword, which a patch covering this override says.
+                    extra = [p for p in their_positional[len(my_positional) :] if p not in mine]
+                    extra += [p for p in their_keywords if p not in mine]
+                    if arguments.vararg is not None:
+                        extra = [p for p in extra if p in their_keywords]
+                    renamed = [p for p in their_positional[: len(my_positional)] if p not in mine]
+                    missing = extra + renamed if covering.get(method) else extra
+                    if missing:
+                        what = f"class {cls.name}: {method}() lacks {', '.join(missing)} of {label}()"
+                        if covering.get(method):
+                            findings.append(Finding(cls.file, cls.line, "override", f"{cls.name}.{method}", "repaired",
+                                                    covering[method][0], what))  # fmt: skip
+                        else:
+                            why = f"{what}; the library may pass them, and this override has no **kwargs"
+                            findings.append(Finding(cls.file, cls.line, "override", f"{cls.name}.{method}", "review",
+                                                    None, why))  # fmt: skip
+                    break
+    return findings
 
 
 def _verdict(

@@ -129,3 +129,99 @@ def test_vendored_mode_imports_the_files_as_a_plain_package_declared_legacy(tmp_
     assert report["vendored"] == "hotfix_check_vendored"
     assert code == 0 and all(s["ok"] for s in report["stages"]), report["stages"]
     assert len(report["tokens"]) == 6
+
+
+# Code appended to the LegacyLM fixture's files to break exactly one stage (the stages before it still pass).
+BREAKS = {
+    "construct": (
+        "modeling",
+        """
+        def _broken_init(self, config):
+            raise ValueError("broken on purpose")
+        LegacyLMForCausalLM.__init__ = _broken_init
+        """,
+    ),
+    "save and reload": (
+        "modeling",
+        """
+        def _broken_save(self, *args, **kwargs):
+            raise ValueError("broken on purpose")
+        LegacyLMForCausalLM.save_pretrained = _broken_save
+        """,
+    ),
+    "forward": (
+        "modeling",
+        """
+        def _broken_forward(self, input_ids, **kwargs):
+            raise ValueError("broken on purpose")
+        LegacyLMForCausalLM.forward = _broken_forward
+        """,
+    ),
+    "generate with cache": (
+        "modeling",
+        """
+        _prepare = LegacyLMForCausalLM.prepare_inputs_for_generation
+        def _broken_prepare(self, input_ids, past_key_values=None, **kwargs):
+            if past_key_values is not None:
+                raise ValueError("broken on purpose")
+            return _prepare(self, input_ids, past_key_values=past_key_values, **kwargs)
+        LegacyLMForCausalLM.prepare_inputs_for_generation = _broken_prepare
+        """,
+    ),
+    "generate without cache": (
+        "modeling",
+        """
+        _prepare = LegacyLMForCausalLM.prepare_inputs_for_generation
+        def _broken_prepare(self, input_ids, past_key_values=None, **kwargs):
+            if kwargs.get("use_cache") is False:
+                raise ValueError("broken on purpose")
+            return _prepare(self, input_ids, past_key_values=past_key_values, **kwargs)
+        LegacyLMForCausalLM.prepare_inputs_for_generation = _broken_prepare
+        """,
+    ),
+    "cache agrees": (
+        "modeling",
+        """
+        _forward = LegacyLMForCausalLM.forward
+        def _drifting_forward(self, input_ids, past_key_values=None, **kwargs):
+            output = _forward(self, input_ids, past_key_values=past_key_values, **kwargs)
+            if past_key_values is not None and input_ids.shape[1] == 1:
+                output.logits[..., 5] += 1000.0  # a cache bug: other tokens with the cache than without
+            return output
+        LegacyLMForCausalLM.forward = _drifting_forward
+        """,
+    ),
+    "tokenizer": (
+        "tokenization",
+        """
+        def _broken_tokenize(self, text, **kwargs):
+            raise ValueError("broken on purpose")
+        LegacyLMTokenizer._tokenize = _broken_tokenize
+        """,
+    ),
+}
+
+
+@pytest.mark.transformers
+@pytest.mark.parametrize("broken", list(BREAKS))
+def test_each_stage_fails_when_the_models_code_breaks_it(tmp_path: Path, broken: str) -> None:
+    pytest.importorskip("transformers")
+    import textwrap
+
+    from legacy_models import write_package
+
+    folder = write_package("legacy_lm", tmp_path / "legacy_lm")
+    part, code = BREAKS[broken]
+    target = folder / f"{part}_legacy_lm.py"
+    target.write_text(target.read_text(encoding="utf-8") + "\n" + textwrap.dedent(code), encoding="utf-8")
+    status, report = _check(str(folder))
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert status == 1 and not stages[broken]["ok"], report["stages"]
+    order = list(BREAKS)
+    before = order[: order.index(broken)] if broken != "tokenizer" else order[:-1]
+    assert all(stages[name]["ok"] for name in before if name in stages), report["stages"]
+    if broken == "cache agrees":
+        assert report["tokens"] != report["tokens_no_cache"]
+    else:
+        assert "broken on purpose" in stages[broken]["error"]
+        assert stages[broken]["where"].startswith(f"{part}_legacy_lm.py:"), stages[broken]

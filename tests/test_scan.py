@@ -249,3 +249,38 @@ def test_every_bundled_scan_trigger_names_a_known_kind() -> None:
     for patch in RUNTIME.collected().patches:
         for trigger in _scan.patch_triggers(patch):
             assert trigger.partition(":")[0] in _scan.TRIGGER_KINDS, (patch.id, trigger)
+
+
+OVERRIDES = """
+    from transformers import PreTrainedModel, PreTrainedTokenizer
+
+
+    class OldTokenizer(PreTrainedTokenizer):
+        def _pad(self, encoded_inputs, max_length=None, padding_strategy=None, pad_to_multiple_of=None,
+                 return_attention_mask=None):
+            return encoded_inputs
+
+
+    class OldModel(PreTrainedModel):
+        def resize_token_embeddings(self, new_num_tokens):
+            return None
+
+        def set_input_embeddings(self, new_embeddings):  # another name at the same position: fine
+            self.embed = new_embeddings
+
+        def get_input_embeddings(self, *args, **kwargs):  # takes anything: fine
+            return self.embed
+"""
+
+
+def test_overrides_that_take_fewer_parameters_than_the_library_passes(tmp_path: Path) -> None:
+    report = _scan.scan(_folder(tmp_path, {"modeling_old.py": OVERRIDES}))
+    overrides = {f["name"]: f for f in report["findings"] if f["kind"] == "override"}
+    pad = overrides["OldTokenizer._pad"]
+    assert "padding_side" in pad["detail"]
+    assert (pad["status"], pad["patch"]) == (("repaired", "t2-pad-padding-side") if _applies("t2-pad-padding-side")
+                                             else ("review", None))  # fmt: skip
+    resize = overrides["OldModel.resize_token_embeddings"]
+    assert resize["status"] == "review" and "pad_to_multiple_of" in resize["detail"]
+    assert "OldModel.set_input_embeddings" not in overrides and "OldModel.get_input_embeddings" not in overrides
+    assert report["counts"]["uncovered"] == 0  # a review is not a failure
