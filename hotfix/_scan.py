@@ -32,10 +32,11 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, final
@@ -351,12 +352,13 @@ def python_files(path: Path) -> list[Path]:
 class _Module:
     """What reading one library module's source says it binds."""
 
-    __slots__ = ("classes", "lazy", "names", "opaque", "origins", "public", "stars")
+    __slots__ = ("classes", "lazy", "names", "opaque", "origins", "public", "source", "stars")
 
     def __init__(self) -> None:
         self.names: set[str] = set()
         self.origins: dict[str, str] = {}  # a from-imported name -> the module it comes from
         self.classes: dict[str, ast.ClassDef] = {}
+        self.source = b""
         self.stars: list[str] = []
         self.public: set[str] | None = None  # a literal __all__
         self.lazy = False  # transformers' _LazyModule: names come from its import structure
@@ -364,10 +366,16 @@ class _Module:
 
 
 class _Library:
-    """Static answers from the libraries' source files, without importing them."""
+    """Static answers from the libraries' source files, without importing them.
 
-    def __init__(self) -> None:
+    ``known`` holds the answers of earlier scans on this environment
+    (:func:`load_answers`); new definite answers are added to it.
+    """
+
+    def __init__(self, known: dict[str, Any] | None = None) -> None:
         self.modules: dict[str, _Module | None] = {}
+        self.known: dict[str, Any] = {} if known is None else known
+        self.learned = False
 
     @functools.cache  # noqa: B019 - one instance per scan
     def root_dir(self, root: str) -> Path | None:
@@ -391,6 +399,9 @@ class _Library:
             return folder / last / "__init__.py"
         if (folder / f"{last}.py").is_file():
             return folder / f"{last}.py"
+        for stub in (folder / last / "__init__.pyi", folder / f"{last}.pyi"):  # a compiled module's stub
+            if stub.is_file():
+                return stub
         if folder.is_dir() and any(p.name.startswith(last + ".") for p in folder.glob(f"{last}.*")):
             return "extension"
         if (folder / last).is_dir():
@@ -404,13 +415,15 @@ class _Library:
         info: _Module | None = None
         if isinstance(path, Path):
             info = _Module()
-            if path.is_dir() or path.suffix != ".py":
+            if path.is_dir() or path.suffix not in (".py", ".pyi"):
                 info.opaque = path.suffix != ""
             else:
                 try:
                     self._read(path, name, info)
                 except (SyntaxError, ValueError, OSError):
                     info.opaque = True
+                if path.suffix == ".pyi":
+                    info.opaque = True  # a stub may be incomplete: what it names exists, the rest is asked
         elif path == "extension":
             info = _Module()
             info.opaque = True
@@ -420,8 +433,10 @@ class _Library:
     def _read(self, path: Path, name: str, info: _Module) -> None:
         source = path.read_bytes()
         tree = ast.parse(source)
-        info.lazy = b"_LazyModule(" in source
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        info.lazy = re.search(rb"sys\.modules\[__name__\]\s*=", source) is not None  # replaces itself
+        info.source = source
+        info.opaque = info.opaque or b"globals()[" in source  # names bound at run time
+        package = name if path.name in ("__init__.py", "__init__.pyi") else name.rpartition(".")[0]
 
         def absolute(node: ast.ImportFrom) -> str:
             if not node.level:
@@ -430,8 +445,30 @@ class _Library:
             base = base[: len(base) - node.level + 1]
             return ".".join(base + ([node.module] if node.module else []))
 
+        def dynamic_star(node: ast.For) -> None:
+            """``for n in dir(M): globals()[n] = ...`` re-exports M (torch does so with _VariableFunctions)."""
+            call = node.iter
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "dir"):
+                return
+            if not call.args or not any(
+                isinstance(t, ast.Subscript) and isinstance(t.value, ast.Call)
+                and isinstance(t.value.func, ast.Name) and t.value.func.id == "globals"
+                for item in ast.walk(node) if isinstance(item, ast.Assign) for t in item.targets
+            ):  # fmt: skip
+                return
+            parts: list[str] = []
+            target = call.args[0]
+            while isinstance(target, ast.Attribute):
+                parts.insert(0, target.attr)
+                target = target.value
+            if isinstance(target, ast.Name):
+                origin = info.origins.get(target.id, "").replace(":", ".")
+                info.stars.append(".".join([origin or f"{package}.{target.id}", *parts]))
+
         def walk(statements: Iterable[ast.stmt]) -> None:
             for node in statements:
+                if isinstance(node, ast.For):
+                    dynamic_star(node)
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     info.names.add(node.name)
                     if isinstance(node, ast.ClassDef):
@@ -485,9 +522,9 @@ class _Library:
             return True
         if name in info.names:
             return True
-        if info.lazy or info.opaque:
-            return None
-        answer: bool | None = False
+        if info.lazy:
+            return None  # its import structure names more than its source shows: ask
+        answer: bool | None = None if info.opaque else False
         for star in info.stars:
             inner = self.module(star)
             if inner is None or depth > 3:
@@ -546,8 +583,8 @@ class _Library:
         info = self.module(parent) if parent else None
         if info is None:
             return False if parent and self.exists(parent) is False else None
-        if info.lazy or info.opaque or last in info.names:
-            return None  # transformers serves some old module paths itself; ask the library
+        if last in info.names or ((info.lazy or info.opaque) and last.encode() in info.source):
+            return None  # a name the package binds, or serves (transformers' aliases of old paths): ask
         return False
 
 
@@ -598,37 +635,46 @@ print("HOTFIX-SCAN " + json.dumps(answers))
 """
 
 
+def _cache_path() -> Path:
+    return cache_dir() / f"scan-{_fingerprint()}.json"
+
+
+def load_answers() -> dict[str, Any]:
+    """The answers known for this environment (names, modules, library method signatures)."""
+    try:
+        known: dict[str, Any] = json.loads(_cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def save_answers(known: dict[str, Any]) -> None:
+    """Keep the answers for the next scan on this environment; a read-only home only costs the next scan time."""
+    path = _cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(known, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        pass
+
+
 def _ask_library(keys: Sequence[str]) -> dict[str, bool | str]:
     """Import the library modules (never model code) in a subprocess with hotfix off, and ask."""
-    path = cache_dir() / f"scan-{_fingerprint()}.json"
-    try:
-        cached: dict[str, bool | str] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        cached = {}
-    missing = sorted({k for k in keys if k not in cached})
-    if missing:
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
-        environment["TRANSFORMERS_VERBOSITY"] = "error"
-        with tempfile.TemporaryDirectory(prefix="hotfix-scan-") as cwd:
-            done = subprocess.run(
-                [sys.executable, "-c", _ASK], input=json.dumps(missing), capture_output=True, text=True,
-                env=environment, cwd=cwd, timeout=600, check=False,
-            )  # fmt: skip
-        line = next((x for x in reversed(done.stdout.splitlines()) if x.startswith("HOTFIX-SCAN ")), None)
-        if line is None:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            return {k: f"error: the library could not be asked ({tail[0][:200]})" for k in missing} | cached
-        answers = json.loads(line[len("HOTFIX-SCAN ") :])
-        cached.update(answers)
-        if all(not isinstance(v, str) for v in answers.values()):
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                temporary = path.with_suffix(f".{os.getpid()}.tmp")
-                temporary.write_text(json.dumps(cached, sort_keys=True), encoding="utf-8")
-                os.replace(temporary, path)
-            except OSError:
-                pass  # a read-only home: the next scan asks again
-    return cached
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
+    environment["TRANSFORMERS_VERBOSITY"] = "error"
+    with tempfile.TemporaryDirectory(prefix="hotfix-scan-") as cwd:
+        done = subprocess.run(
+            [sys.executable, "-c", _ASK], input=json.dumps(sorted(keys)), capture_output=True, text=True,
+            env=environment, cwd=cwd, timeout=600, check=False,
+        )  # fmt: skip
+    line = next((x for x in reversed(done.stdout.splitlines()) if x.startswith("HOTFIX-SCAN ")), None)
+    if line is None:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {k: f"error: the library could not be asked ({tail[0][:200]})" for k in keys}
+    answers: dict[str, bool | str] = json.loads(line[len("HOTFIX-SCAN ") :])
+    return answers
 
 
 # -- what patches cover ----------------------------------------------------------------
@@ -772,7 +818,7 @@ def scan(path: Path, patches: Sequence[Patch] | None = None) -> dict[str, Any]:
             if trigger.startswith("import:"):
                 imports.setdefault(trigger[len("import:") :], []).append(patch.id)
 
-    library = _Library()
+    library = _Library(load_answers())
     resolved: list[tuple[str, int, str, bool, bool | None]] = []  # file, line, reference, guarded, answer
     library_files: dict[str, _Code | None] = {}
     through: dict[str, list[str]] = {}  # an archived library's module -> the keys importing it needs
@@ -791,8 +837,13 @@ def scan(path: Path, patches: Sequence[Patch] | None = None) -> dict[str, Any]:
                         if inner_key and at_import and not inner_guarded and _root(inner_key) not in ARCHIVED:
                             resolved.append((inner.file, inner_line, inner_key, False, inner_answer))
                             needed.append(inner_key)
-    unsure = sorted({key for *_, key, _, answer in resolved if answer is None})
+    unsure = sorted({key for *_, key, _, answer in resolved if answer is None and key not in library.known})
     asked = _ask_library(unsure) if unsure else {}
+    if asked:
+        definite = {k: v for k, v in asked.items() if isinstance(v, bool)}
+        library.known.update(definite)
+        library.learned = library.learned or bool(definite)
+    asked = {**{k: v for k, v in library.known.items() if isinstance(v, bool)}, **asked}
 
     verdicts: dict[str, Finding] = {}
     seen: set[tuple[str, str]] = set()
@@ -840,6 +891,8 @@ def scan(path: Path, patches: Sequence[Patch] | None = None) -> dict[str, Any]:
             findings.append(Finding(file, line, "shape", trigger, "uncovered", None, f"{what}; {gates[patch.id][1]}"))
 
     findings += _overrides(codes, classes, library, patches, gates)
+    if library.learned:
+        save_answers(library.known)
     order = {"uncovered": 0, "unknown": 1, "review": 2, "repaired": 3, "guarded": 4, "not-installed": 5, "available": 6}
     findings.sort(key=lambda f: (order[f.status], f.file, f.line, f.name))
     counts = {status: sum(f.status == status for f in findings) for status in order}
@@ -856,6 +909,21 @@ def _parameters(arguments: ast.arguments) -> tuple[list[str], list[str]]:
     """(positional parameters after self/cls, keyword-only parameters)."""
     positional = [a.arg for a in [*arguments.posonlyargs, *arguments.args]][1:]
     return positional, [a.arg for a in arguments.kwonlyargs]
+
+
+def _upstream(library: _Library, base: str, method: str) -> tuple[str, list[str], list[str]] | None:
+    """``(where, positional, keyword-only)`` parameters of the library's *method* as class *base* has it."""
+    key = f"signature:{base}.{method}"
+    if key in library.known:
+        value = library.known[key]
+        return (str(value[0]), list(value[1]), list(value[2])) if isinstance(value, list) else None
+    module, _, name = base.rpartition(".")
+    found = library.find_class(module, name)
+    upstream = library.method(found[0], found[1], method) if found else None
+    answer = None if upstream is None else (upstream[0], *_parameters(upstream[1]))
+    library.known[key] = list(answer) if answer is not None else False
+    library.learned = True
+    return answer
 
 
 def _overrides(
@@ -876,14 +944,11 @@ def _overrides(
                 if method.startswith("__") or arguments.kwarg is not None:
                     continue
                 for base in bases:
-                    module, _, name = base.rpartition(".")
-                    found = library.find_class(module, name)
-                    upstream = library.method(found[0], found[1], method) if found else None
+                    upstream = _upstream(library, base, method)
                     if upstream is None:
                         continue
-                    label, theirs = upstream
+                    label, their_positional, their_keywords = upstream
                     my_positional, my_keywords = _parameters(arguments)
-                    their_positional, their_keywords = _parameters(theirs)
                     mine = {*my_positional, *my_keywords}
                     # Parameters the library's method has beyond the override's: calls that pass them fail.
                     # Another name at the same position (a rename) matters only where the library passes it
@@ -931,7 +996,15 @@ def _verdict(
 
 
 def _static(library: _Library, reference: str) -> tuple[str, bool | None]:
-    """Normalise a reference to ``module`` or ``module:name`` and answer it from the sources if possible."""
+    """Normalise a reference to ``module`` or ``module:name``, and answer it from earlier scans or the sources."""
+    key, answer = _read_static(library, reference)
+    if key and answer is not None and key not in library.known:
+        library.known[key] = answer
+        library.learned = True
+    return key, answer
+
+
+def _read_static(library: _Library, reference: str) -> tuple[str, bool | None]:
     if "?" in reference:  # an attribute chain: the deepest module, then one attribute
         dotted, _, bound = reference.partition("?")
         parts = dotted.split(".")
@@ -941,18 +1014,26 @@ def _static(library: _Library, reference: str) -> tuple[str, bool | None]:
             module = ".".join(parts[:cut])
             if cut == 1 or library.file(module) is not None:
                 if cut == len(parts):
-                    return module, library.exists(module)
-                return f"{module}:{parts[cut]}", library.has(module, parts[cut])
+                    return module, _known(library, module, functools.partial(library.exists, module))
+                key = f"{module}:{parts[cut]}"
+                return key, _known(library, key, functools.partial(library.has, module, parts[cut]))
         return parts[0], library.exists(parts[0])  # pragma: no cover - cut == 1 always returns
     module, _, name = reference.partition(":")
     if not name:
-        return module, library.exists(module)
+        return module, _known(library, module, functools.partial(library.exists, module))
+    if isinstance(library.known.get(reference), bool):
+        return reference, library.known[reference]
     if library.file(module) is None:
-        exists = library.exists(module)
+        exists = _known(library, module, functools.partial(library.exists, module))
         if exists is False:
             return module, False
         return reference, None
     return reference, library.has(module, name)
+
+
+def _known(library: _Library, key: str, compute: Callable[[], bool | None]) -> bool | None:
+    value = library.known.get(key)
+    return value if isinstance(value, bool) else compute()
 
 
 def _versions() -> dict[str, str | None]:
