@@ -192,9 +192,12 @@ def _stages(folder: Path, work: Path, report: dict[str, Any], vendored: bool = F
         try:
             action()
         except Exception as error:  # noqa: BLE001 - the model's own code: every failure is a finding
+            from ._explain import explain_text
+
+            text = f"{type(error).__name__}: {error}"
             stages.append(
-                {"stage": name, "ok": False, "error": f"{type(error).__name__}: {error}"[:2000],
-                 "where": _where(error, folder)}
+                {"stage": name, "ok": False, "error": text[:2000], "where": _where(error, folder),
+                 "fix": explain_text(text)}
             )  # fmt: skip
             return False
         stages.append({"stage": name, "ok": True})
@@ -389,7 +392,8 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"  FAIL  {stage['stage']}: {stage['error'][:300]}")
             if stage.get("where"):
                 lines.append(f"        at {stage['where']}")
-            lines.append("        try: hotfix doctor; report it with this output if no patch covers it")
+            for line in (stage.get("fix") or "").splitlines():
+                lines.append(f"        {line}")
     if report.get("used"):
         lines.append(f"  patches this model used ({len(report['used'])}): {', '.join(report['used'])}")
     elif report.get("patches"):

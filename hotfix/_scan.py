@@ -551,6 +551,8 @@ class _Library:
         if name in info.origins:
             origin, _, original = info.origins[name].partition(":")
             return self.find_class(origin, original, depth + 1)
+        if info.lazy:
+            return None  # its stars are the whole package (transformers' models): too much to read for one class
         for star in info.stars:
             found = self.find_class(star, name, depth + 1)
             if found is not None:

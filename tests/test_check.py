@@ -98,6 +98,7 @@ def test_every_stage_of_a_legacy_package_with_hotfix_and_the_failures_without(tm
         failed = [s for s in plain["stages"] if not s["ok"]]
         assert failed and failed[0]["stage"] == "construct"
         assert failed[0]["where"].startswith("modeling_legacy_glm.py:"), failed[0]
+        assert "hotfix: patch " in failed[0]["fix"] and " covers this" in failed[0]["fix"]  # what to do
 
 
 @pytest.mark.transformers
@@ -225,3 +226,4 @@ def test_each_stage_fails_when_the_models_code_breaks_it(tmp_path: Path, broken:
     else:
         assert "broken on purpose" in stages[broken]["error"]
         assert stages[broken]["where"].startswith(f"{part}_legacy_lm.py:"), stages[broken]
+        assert stages[broken]["fix"].startswith("hotfix: no hotfix patch covers this error")
