@@ -58,7 +58,8 @@ def main() -> int:
     if plain.returncode == 0:
         print(f"   works natively on this version: {plain.stdout.strip()}")
     else:
-        print(f"   fails: {plain.stderr.strip().splitlines()[-1]}")
+        lines = plain.stderr.strip().splitlines() or [f"exit code {plain.returncode}"]
+        print(f"   fails: {lines[-1]}")
 
     print("\n3. with hotfix.enable():")
     import hotfix

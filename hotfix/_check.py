@@ -9,7 +9,8 @@ a crash, a hang or a leaked patch never reaches the caller. The worker
 2. runs the stages a user meets: construct from the config, save and reload
    through ``from_pretrained(..., trust_remote_code=True)``, forward, greedy
    generate with and without cache (the two must agree), and the tokenizer
-   where the folder has one;
+   and the processor (an image processor run on a blank picture) where the
+   folder has them;
 3. prints one JSON object: each stage's outcome, and for a failure the error
    and the deepest line of the model's own files in the traceback; logits and
    tokens, for comparison with another stack; the patches hotfix applied, and
@@ -41,6 +42,8 @@ __all__ = ["CheckError", "check", "format_report", "shrink_config"]
 _CODE_SUFFIXES = (".py", ".json", ".model", ".tiktoken", ".txt", ".vocab")
 _WEIGHT_NAMES = ("pytorch_model", "model-0", "model.safetensors", "adapter_model")
 PROMPT = [3, 17, 29, 41, 53, 67, 79, 97]
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+_PASSED_ON = ("HOTFIX_PATCHES", "HOTFIX_LEGACY", "HOTFIX_STRICT", "HOTFIX_CACHE_DIR")
 MAX_NEW_TOKENS = 6
 
 
@@ -135,13 +138,18 @@ def _randomize(model: Any) -> None:
             parameter.copy_(1.0 + 0.1 * noise if norm else 0.1 * noise)
 
 
-def _where(error: BaseException, folder: Path) -> str | None:
-    """The deepest line of the model's own files (by name) in the traceback."""
+def _where(error: BaseException, folder: Path, work: Path | None = None) -> str | None:
+    """The deepest line of the model's own files in the traceback (the copies transformers or the check made)."""
     names = {p.name for p in folder.glob("*.py")}
+    roots = [folder.resolve(), *([work.resolve()] if work is not None else [])]
     found = None
     for frame in traceback.extract_tb(error.__traceback__):
-        if Path(frame.filename).name in names:
-            found = f"{Path(frame.filename).name}:{frame.lineno}: {(frame.line or '').strip()}"
+        path = Path(frame.filename)
+        if path.name not in names:
+            continue
+        resolved = path.resolve()
+        if "transformers_modules" in path.parts or any(resolved.is_relative_to(root) for root in roots):
+            found = f"{path.name}:{frame.lineno}: {(frame.line or '').strip()}"
     return found
 
 
@@ -196,7 +204,7 @@ def _stages(folder: Path, work: Path, report: dict[str, Any], vendored: bool = F
 
             text = f"{type(error).__name__}: {error}"
             stages.append(
-                {"stage": name, "ok": False, "error": text[:2000], "where": _where(error, folder),
+                {"stage": name, "ok": False, "error": text[:2000], "where": _where(error, folder, work),
                  "fix": explain_text(text)}
             )  # fmt: skip
             return False
@@ -276,6 +284,35 @@ def _stages(folder: Path, work: Path, report: dict[str, Any], vendored: bool = F
         ids = loaded("Hello world, 2024")["input_ids"]
         report["tokenizer"] = {"ids": list(ids), "decoded": loaded.decode(ids, skip_special_tokens=True)}
 
+    def processor() -> None:
+        settings = {}
+        for name in PROCESSOR_FILES:
+            if (work / name).is_file():
+                settings = json.loads((work / name).read_text(encoding="utf-8"))
+                break
+        named = settings.get("auto_map", {})
+        if "AutoProcessor" in named or (work / PROCESSOR_FILES[0]).is_file():
+            kind = "AutoProcessor"
+        elif "AutoImageProcessor" in named or "image_processor_type" in settings:
+            kind = "AutoImageProcessor"
+        elif "AutoFeatureExtractor" in named or "feature_extractor_type" in settings:
+            kind = "AutoFeatureExtractor"
+        else:
+            kind = "AutoProcessor"
+        if package is not None and named.get(kind):
+            loaded = package.resolve(str(named[kind])).from_pretrained(str(work))
+        else:
+            loaded = getattr(transformers, kind).from_pretrained(str(work), trust_remote_code=package is None)
+        images = getattr(loaded, "image_processor", None) or (loaded if kind == "AutoImageProcessor" else None)
+        result: dict[str, Any] = {"class": type(loaded).__name__}
+        if images is not None:
+            import numpy as np
+
+            picture = np.full((32, 32, 3), 127, dtype=np.uint8)
+            output = images(images=[picture], return_tensors="pt")
+            result["shapes"] = {k: list(v.shape) for k, v in output.items() if hasattr(v, "shape")}
+        report["processor"] = result
+
     built = stage("construct", construct) and stage("save and reload", reload) and stage("forward", forward)
     if built and key == "AutoModelForCausalLM":
         cached = stage("generate with cache", generate(True))
@@ -284,6 +321,8 @@ def _stages(folder: Path, work: Path, report: dict[str, Any], vendored: bool = F
             stage("cache agrees", agree)
     if (folder / "tokenizer_config.json").exists():
         stage("tokenizer", tokenizer)
+    if any((folder / name).exists() for name in PROCESSOR_FILES):
+        stage("processor", processor)
 
 
 def _worker(argv: Sequence[str]) -> int:
@@ -354,15 +393,18 @@ def check(
         command.append("--after")
     if vendored:
         command.append("--vendored")
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
+    # The selection and the declared legacy modules are the user's; activation is the worker's to decide.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_") or k in _PASSED_ON}
     environment.setdefault("HF_HUB_OFFLINE", "1")
     environment["TRANSFORMERS_VERBOSITY"] = "error"
-    try:
-        completed = subprocess.run(
-            command, capture_output=True, text=True, env=environment, timeout=timeout, stdin=subprocess.DEVNULL
-        )  # no stdin: transformers asks "Do you wish to run the custom code?" when it is unsure
-    except subprocess.TimeoutExpired:
-        return {"folder": str(folder), "hotfix": use_hotfix, "stages": [], "crashed": f"timed out after {timeout}s"}
+    with tempfile.TemporaryDirectory(prefix="hotfix-check-modules-") as modules:
+        environment["HF_MODULES_CACHE"] = modules  # remote code is copied here, not into the user's cache
+        try:
+            completed = subprocess.run(
+                command, capture_output=True, text=True, env=environment, timeout=timeout, stdin=subprocess.DEVNULL
+            )  # no stdin: transformers asks "Do you wish to run the custom code?" when it is unsure
+        except subprocess.TimeoutExpired:
+            return {"folder": str(folder), "hotfix": use_hotfix, "stages": [], "crashed": f"timed out after {timeout}s"}
     # The model's own code may print to stdout too: the report is the last line that is a JSON object.
     for line in reversed(completed.stdout.strip().splitlines() if completed.returncode == 0 else []):
         try:

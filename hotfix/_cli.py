@@ -208,8 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run a model folder's own code on a tiny model built from its config (RUNS THE MODEL'S CODE)",
         description="Builds a tiny model from each folder's config.json (shrunk by hotfix/shrink.toml; no weights "
         "needed) and runs construct, save and reload, forward, greedy generate with and without cache and the "
-        "tokenizer, in a subprocess, with hotfix enabled. This imports and runs the Python files of the folder, "
-        "as trust_remote_code=True does: check only code you would run. Exit 1 when a stage fails.",
+        "tokenizer and processor where the folder has them, in a subprocess, with hotfix enabled. This imports and "
+        "runs the Python files of the folder, as trust_remote_code=True does: check only code you would run. "
+        "Exit 1 when a stage fails, or the check was refused or crashed.",
     )
     checking.add_argument("folders", nargs="+", metavar="PATH")
     checking.add_argument("--json", action="store_true")

@@ -203,7 +203,20 @@ def annotate(error: BaseException) -> bool:
         module = from_legacy(error)
         if module is None:
             return False
-        note = f"{NOTE_PREFIX} raised in legacy code ({module}).\n" + explain_text(f"{type(error).__name__}: {error}")
+        from ._runtime import RUNTIME
+
+        # This may run while the failing module's import lock is held, and another thread may hold hotfix's
+        # lock while it waits for that import (a patch applying): never wait for hotfix's lock here.
+        if RUNTIME.lock.acquire(blocking=False):
+            try:
+                explanation = explain_text(f"{type(error).__name__}: {error}")
+            finally:
+                RUNTIME.lock.release()
+        else:
+            explanation = (
+                f"{NOTE_PREFIX} hotfix was busy; `hotfix explain` with this error names the patch that covers it."
+            )
+        note = f"{NOTE_PREFIX} raised in legacy code ({module}).\n{explanation}"
         error.add_note(note) if sys.version_info >= (3, 11) else _add_note(error, note)
         return True
     except Exception:  # noqa: BLE001 - a note must never replace the user's error

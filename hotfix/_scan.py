@@ -27,7 +27,9 @@ it), ``uncovered`` (missing and no selected patch in range covers it),
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
+import gc
 import hashlib
 import importlib.util
 import json
@@ -67,7 +69,7 @@ DISTRIBUTIONS = {"auto_gptq": "auto-gptq", "transformers_stream_generator": "tra
 Status = Literal["available", "repaired", "uncovered", "review", "guarded", "not-installed", "unknown"]
 _CATCHES_IMPORT = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 _SKIP_DIRS = {".git", "__pycache__", ".venv", "node_modules"}
-_MAX_FILES = 2000
+_MAX_FILES = 20000
 
 
 class ScanError(HotfixError):
@@ -337,7 +339,7 @@ def python_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path] if path.suffix == ".py" else []
     files: list[Path] = []
-    for folder, directories, names in os.walk(path, followlinks=True):
+    for folder, directories, names in os.walk(path):
         directories[:] = sorted(d for d in directories if d not in _SKIP_DIRS)
         files += [Path(folder, name) for name in sorted(names) if name.endswith(".py")]
         if len(files) > _MAX_FILES:
@@ -417,18 +419,35 @@ class _Library:
             info = _Module()
             if path.is_dir() or path.suffix not in (".py", ".pyi"):
                 info.opaque = path.suffix != ""
+            elif path.suffix == ".pyi":
+                # A stub (of a compiled module) is read for what it names at its top level; it may be
+                # incomplete, so what it does not name is asked. torch's are megabytes: no AST for them.
+                with contextlib.suppress(OSError):
+                    self._read_stub(path, name, info)
+                info.opaque = True
             else:
                 try:
                     self._read(path, name, info)
                 except (SyntaxError, ValueError, OSError):
                     info.opaque = True
-                if path.suffix == ".pyi":
-                    info.opaque = True  # a stub may be incomplete: what it names exists, the rest is asked
         elif path == "extension":
             info = _Module()
             info.opaque = True
         self.modules[name] = info
         return info
+
+    def _read_stub(self, path: Path, name: str, info: _Module) -> None:
+        source = path.read_bytes()
+        for pattern in (_STUB_NAME, _STUB_REEXPORT):
+            info.names.update((first or second).decode() for first, second in pattern.findall(source))
+        package = name if path.name == "__init__.pyi" else name.rpartition(".")[0]
+        for module in _STUB_STAR.findall(source):
+            text = module.decode()
+            dots = len(text) - len(text.lstrip("."))
+            if dots:
+                base = package.split(".")
+                text = ".".join(base[: len(base) - dots + 1] + ([text[dots:]] if text[dots:] else []))
+            info.stars.append(text)
 
     def _read(self, path: Path, name: str, info: _Module) -> None:
         source = path.read_bytes()
@@ -523,7 +542,8 @@ class _Library:
         if name in info.names:
             return True
         if info.lazy:
-            return None  # its import structure names more than its source shows: ask
+            served = self.served(module)
+            return None if served is None else name in served
         answer: bool | None = None if info.opaque else False
         for star in info.stars:
             inner = self.module(star)
@@ -540,6 +560,40 @@ class _Library:
             if found is None:
                 answer = None
         return answer
+
+    def served(self, module: str) -> set[str] | None:
+        """Every name a transformers-style lazy package serves, read from its sources; None when they cannot tell.
+
+        Such a package binds what its ``_import_structure`` lists and, where it
+        calls ``define_import_structure``, the ``__all__`` of every file under
+        the folder it names (what ``_LazyModule`` reads at import time).
+        """
+        key = f"served:{module}"
+        if isinstance(self.known.get(key), list):
+            return set(self.known[key])
+        info = self.module(module)
+        path = self.file(module)
+        if info is None or not isinstance(path, Path) or path.suffix != ".py":
+            return None
+        served = set(info.names)
+        tree = ast.parse(info.source)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Assign, ast.Expr, ast.AugAssign)) and "_import_structure" in ast.dump(node):
+                for item in ast.walk(node):
+                    if isinstance(item, ast.Constant) and isinstance(item.value, str):
+                        served.add(item.value.split(".")[0])  # a listed name, or a submodule ("models.auto")
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "define_import_structure":
+                folder = path.parent
+                for item in ast.walk(node.args[0]) if node.args else ():
+                    if isinstance(item, ast.Constant) and isinstance(item.value, str):
+                        folder = folder / item.value
+                if not folder.is_dir():
+                    return None
+                served |= _exported(folder)
+        served |= {p.stem for p in path.parent.glob("*.py")} | {p.name for p in path.parent.iterdir() if p.is_dir()}
+        self.known[key] = sorted(served)
+        self.learned = True
+        return served
 
     def find_class(self, module: str, name: str, depth: int = 0) -> tuple[str, ast.ClassDef] | None:
         """Where class *name* as seen from *module* is defined: ``(module, ClassDef)``, following imports."""
@@ -588,6 +642,28 @@ class _Library:
         if last in info.names or ((info.lazy or info.opaque) and last.encode() in info.source):
             return None  # a name the package binds, or serves (transformers' aliases of old paths): ask
         return False
+
+
+_STUB_NAME = re.compile(rb"^(?:async\s+def|def|class)\s+([A-Za-z_]\w*)|^([A-Za-z_]\w*)\s*[:=]", re.MULTILINE)
+_STUB_REEXPORT = re.compile(rb"\bimport\s+[A-Za-z_]\w*\s+as\s+([A-Za-z_]\w*)|,\s*[A-Za-z_]\w*\s+as\s+([A-Za-z_]\w*)")
+_STUB_STAR = re.compile(rb"^from\s+([.\w]+)\s+import\s+\*", re.MULTILINE)
+_ALL = re.compile(rb"^__all__\s*=\s*[\[(]([^\])]*)[\])]", re.MULTILINE)
+_STRING = re.compile(rb"[\"']([A-Za-z_]\w*)[\"']")
+
+
+def _exported(folder: Path) -> set[str]:
+    """The names in the ``__all__`` of every module under *folder* (as transformers' import structure reads them)."""
+    names: set[str] = set()
+    for file in folder.rglob("*.py"):
+        if file.name == "__init__.py" or file.name.startswith(("convert_", "modular_")):
+            continue
+        try:
+            source = file.read_bytes()
+        except OSError:
+            continue
+        for match in _ALL.finditer(source):
+            names.update(m.decode() for m in _STRING.findall(match[1]))
+    return names
 
 
 def _fingerprint() -> str:
@@ -667,10 +743,13 @@ def _ask_library(keys: Sequence[str]) -> dict[str, bool | str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
     environment["TRANSFORMERS_VERBOSITY"] = "error"
     with tempfile.TemporaryDirectory(prefix="hotfix-scan-") as cwd:
-        done = subprocess.run(
-            [sys.executable, "-c", _ASK], input=json.dumps(sorted(keys)), capture_output=True, text=True,
-            env=environment, cwd=cwd, timeout=600, check=False,
-        )  # fmt: skip
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", _ASK], input=json.dumps(sorted(keys)), capture_output=True, text=True,
+                env=environment, cwd=cwd, timeout=600, check=False,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return {k: f"error: the library could not be asked ({type(error).__name__}: {error})" for k in keys}
     line = next((x for x in reversed(done.stdout.splitlines()) if x.startswith("HOTFIX-SCAN ")), None)
     if line is None:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -784,10 +863,10 @@ def _gates(patches: Sequence[Patch]) -> dict[str, tuple[bool, str]]:
     result = {}
     for patch in patches:
         inside, why = gate(patch.affected, installed_version(patch.distribution))
-        if chosen[patch.id] is not None:
-            result[patch.id] = (False, f"{patch.id} covers it but is {chosen[patch.id]}")
-        elif not inside:
+        if not inside:
             result[patch.id] = (False, f"{patch.id} covers {patch.distribution} {patch.affected} only ({why})")
+        elif chosen[patch.id] is not None:
+            result[patch.id] = (False, f"{patch.id} covers it but is {chosen[patch.id]}")
         else:
             result[patch.id] = (True, "")
     return result
@@ -795,6 +874,16 @@ def _gates(patches: Sequence[Patch]) -> dict[str, tuple[bool, str]]:
 
 def scan(path: Path, patches: Sequence[Patch] | None = None) -> dict[str, Any]:
     """Scan one PATH (a model folder, a ``.py`` file, a package, a Hugging Face cache folder)."""
+    collecting = gc.isenabled()
+    gc.disable()  # the ASTs are large and acyclic: the collector would only rescan them, a third of the time
+    try:
+        return _scan(path, patches)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _scan(path: Path, patches: Sequence[Patch] | None) -> dict[str, Any]:
     if not path.exists():
         raise ScanError(f"{path}: no such file or folder")
     files = python_files(path)

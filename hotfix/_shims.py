@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class _Missing:
 
 
 MISSING: Final = _Missing()
+_STEP_ASIDE = threading.Lock()
 """Marks an attribute that did not exist before hotfix set it."""
 
 
@@ -76,6 +78,11 @@ def _inherited(owner: Any, name: str) -> Any:
 
 def _undo_attribute(change: Change) -> str | None:
     """Put back what was at ``owner.attribute``; a warning string if that is only partly possible."""
+    with _STEP_ASIDE:  # not while a first call is putting the plain shim in place of its trampoline
+        return _undo_attribute_locked(change)
+
+
+def _undo_attribute_locked(change: Change) -> str | None:
     current = _own(change.owner, change.attribute)
     if current is change.installed:
         if change.existed:
@@ -108,17 +115,23 @@ def _undo_attribute(change: Change) -> str | None:
 
 def _counting(change: Change, value: Any, patch_id: str) -> Any:
     """*value* behind a trampoline that records the first use and then steps aside; other values unchanged."""
-    hit = _usage.hit
+    pending = [True]  # until the first call; a reference taken before it then costs one list lookup
 
     def used() -> None:
-        if _own(change.owner, change.attribute) is change.installed and change.installed is not value:
+        with _STEP_ASIDE:
+            if not pending[0]:
+                return
+            pending[0] = False
+            if _own(change.owner, change.attribute) is not change.installed or change.installed is value:
+                return  # reverted (or replaced by someone else) before this first call: not a use of this patch
             setattr(change.owner, change.attribute, value)
             change.installed = value
-        hit(patch_id, f"{change.describe()} called")
+        _usage.hit(patch_id, f"{change.describe()} called")
 
     def trampoline(function: Callable[..., Any]) -> Callable[..., Any]:
         def first(*args: Any, **kwargs: Any) -> Any:
-            used()
+            if pending[0]:
+                used()
             return function(*args, **kwargs)
 
         return functools.update_wrapper(first, function)
@@ -135,7 +148,8 @@ def _counting(change: Change, value: Any, patch_id: str) -> Any:
         wrapper = value._self_wrapper
 
         def counting(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            used()
+            if pending[0]:
+                used()
             return wrapper(wrapped, instance, args, kwargs)
 
         return wrapt.FunctionWrapper(value.__wrapped__, counting)

@@ -227,3 +227,45 @@ def test_each_stage_fails_when_the_models_code_breaks_it(tmp_path: Path, broken:
         assert "broken on purpose" in stages[broken]["error"]
         assert stages[broken]["where"].startswith(f"{part}_legacy_lm.py:"), stages[broken]
         assert stages[broken]["fix"].startswith("hotfix: no hotfix patch covers this error")
+
+
+TINY_PROCESSOR = """
+import numpy as np
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+
+
+class TinyImageProcessor(BaseImageProcessor):
+    model_input_names = ["pixel_values"]
+
+    def __init__(self, size=8, **kwargs):
+        super().__init__(**kwargs)
+        self.size = size
+
+    def preprocess(self, images, return_tensors=None, **kwargs):
+        pixels = [np.asarray(image, dtype=np.float32)[: self.size, : self.size].transpose(2, 0, 1) / 255.0
+                  for image in images]
+        return BatchFeature(data={"pixel_values": np.stack(pixels)}, tensor_type=return_tensors)
+"""
+
+
+@pytest.mark.transformers
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_folder_with_a_processor_gets_a_processor_stage(tmp_path: Path, broken: bool) -> None:
+    pytest.importorskip("transformers")
+    from legacy_models import write_package
+
+    folder = write_package("legacy_lm", tmp_path / "legacy_lm")
+    code = TINY_PROCESSOR + ("\nTinyImageProcessor.preprocess = lambda self, *a, **k: 1 / 0\n" if broken else "")
+    (folder / "image_processing_tiny.py").write_text(code, encoding="utf-8")
+    (folder / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "TinyImageProcessor", "size": 8,
+        "auto_map": {"AutoImageProcessor": "image_processing_tiny.TinyImageProcessor"},
+    }), encoding="utf-8")  # fmt: skip
+    status, report = _check(str(folder))
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert list(stages)[-1] == "processor"
+    if broken:
+        assert status == 1 and not stages["processor"]["ok"] and "ZeroDivisionError" in stages["processor"]["error"]
+    else:
+        assert status == 0 and stages["processor"]["ok"], report["stages"]
+        assert report["processor"] == {"class": "TinyImageProcessor", "shapes": {"pixel_values": [1, 3, 8, 8]}}

@@ -7,12 +7,17 @@ would see on stderr.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import os
 import subprocess
 import sys
 import textwrap
 import threading
+import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -171,3 +176,48 @@ def test_the_explain_command(tmp_path: Path) -> None:
     assert "hotfix scan" in unknown.stdout
     empty = subprocess.run([*run, " "], capture_output=True, text=True, env=environment, timeout=120)
     assert empty.returncode == 2 and "give the error text" in empty.stderr
+
+
+def test_a_type_error_and_a_thread_get_the_note_too(tmp_path: Path) -> None:
+    root = _package(
+        tmp_path,
+        {"loading.py": "def target():\n    return 1\n\n\ndef load(**kwargs):\n    return target(**kwargs)\n"},
+    )
+    code = (
+        "import threading, oldpkg.loading\n"
+        "worker = threading.Thread(target=oldpkg.loading.load, kwargs={'resume_download': True})\n"
+        "worker.start(); worker.join()\n"
+    )
+    done = _python(root, code)
+    assert "TypeError: target() got an unexpected keyword argument 'resume_download'" in done.stderr
+    assert "hotfix: raised in legacy code (oldpkg.loading)." in done.stderr  # through threading.excepthook
+    assert "patch m24-from-pretrained-hub-keywords (break M24) covers this" in done.stderr
+
+
+def test_the_note_says_when_the_covering_patch_failed_or_is_out_of_range(
+    fakelib: Callable[..., Path], register: Callable[..., Any]
+) -> None:
+    from conftest import code_patch
+    from packaging.specifiers import SpecifierSet
+
+    fakelib("2.0.0")
+
+    def broken(module: types.ModuleType, shims: hotfix.Shims) -> None:
+        raise RuntimeError("cannot apply here")
+
+    failing = dataclasses.replace(
+        code_patch("fake-failing", broken), error="AttributeError: 'Core' object has no attribute 'old_api'"
+    )
+    old = dataclasses.replace(
+        code_patch("fake-old", broken),
+        affected=SpecifierSet("<1"),
+        error="AttributeError: 'Core' object has no attribute 'older_api'",
+    )
+    register(failing, old)
+    hotfix.enable()
+    importlib.import_module("fakelib.core")
+    assert hotfix.status()["fake-failing"].state == "failed"
+    failed = _explain.explain_text("AttributeError: 'Engine' object has no attribute 'old_api'")
+    assert "patch fake-failing covers this" in failed and "it failed here: " in failed and "cannot apply here" in failed
+    ranged = _explain.explain_text("AttributeError: 'Engine' object has no attribute 'older_api'")
+    assert "patch fake-old covers this" in ranged and "it was skipped: fakelib 2.0.0 is outside <1" in ranged

@@ -285,3 +285,17 @@ def test_overrides_that_take_fewer_parameters_than_the_library_passes(tmp_path: 
     assert resize["status"] == "review" and "pad_to_multiple_of" in resize["detail"]
     assert "OldModel.set_input_embeddings" not in overrides and "OldModel.get_input_embeddings" not in overrides
     assert report["counts"]["uncovered"] == 0  # a review is not a failure
+
+
+def test_a_shape_whose_patch_is_denied_is_uncovered_and_one_out_of_range_is_not_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOTFIX_PATCHES", "-m1-tied-weights-keys-list")
+    report = _scan.scan(_folder(tmp_path, {"modeling_old.py": LEGACY}))
+    shapes = [f for f in report["findings"] if f["name"] == "class-list:PreTrainedModel._tied_weights_keys"]
+    if _applies("m1-tied-weights-keys-list"):  # 5.x: the list form breaks, and the patch that covers it is denied
+        [shape] = shapes
+        assert shape["status"] == "uncovered" and "denied by the selection" in shape["detail"]
+        assert _scan.uncovered(report)
+    else:  # 4.x takes the list: nothing to report, denied or not
+        assert shapes == []
