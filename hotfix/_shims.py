@@ -195,6 +195,11 @@ class Shims:
         self.changes.append(change)
         return value
 
+    @property
+    def marked(self) -> bool:
+        """Whether this patch is recorded as used already: test it before building a description per call."""
+        return self.patch_id in _usage.USED
+
     def mark_used(self, what: str) -> None:
         """Record that code in this process needed this patch (*what* says how); only the first mark is kept.
 

@@ -44,7 +44,6 @@ the same ``rope_theta`` and factor reach the model.
 from __future__ import annotations
 
 import types
-from collections.abc import Callable
 from typing import Any
 
 from hotfix import Finding, Shims, is_legacy
@@ -72,7 +71,7 @@ BASE_DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 # Which of the two tables legacy readers get (the patches applied in this process).
 _ANSWERING = {"generation": False, "base": False}
-_MARK: dict[str, Callable[[str], None]] = {}  # table -> the applied patch's Shims.mark_used
+_MARK: dict[str, Shims] = {}  # table -> the Shims of the applied patch that answers it
 
 
 def _config_class(module: types.ModuleType) -> type:
@@ -90,14 +89,16 @@ def probe_generation_defaults(module: types.ModuleType) -> Finding:
 
 def _getattr(self: Any, name: str) -> Any:
     if _ANSWERING["generation"] and name in KEPT_NAMES and called_from_legacy():
-        _MARK["generation"](f"legacy code read config.{name}")
+        if not _MARK["generation"].marked:
+            _MARK["generation"].mark_used(f"legacy code read config.{name}")
         kept = self.__dict__.get(_KEPT, {})
         if name in kept:
             return kept[name]
         if name in GENERATION_DEFAULTS:
             return GENERATION_DEFAULTS[name]
     if _ANSWERING["base"] and name in BASE_DEFAULTS and called_from_legacy():
-        _MARK["base"](f"legacy code read config.{name}")
+        if not _MARK["base"].marked:
+            _MARK["base"].mark_used(f"legacy code read config.{name}")
         value = BASE_DEFAULTS[name]
         return dict(value) if isinstance(value, dict) else value
     raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
@@ -112,7 +113,7 @@ def _adapt(cls: type, shims: Shims) -> None:
 def _answer(table: str, shims: Shims) -> None:
     """Make legacy readers get *table*'s defaults until the patch is reverted."""
     _ANSWERING[table] = True
-    _MARK[table] = shims.mark_used
+    _MARK[table] = shims
 
     def undo() -> None:
         _ANSWERING[table] = False

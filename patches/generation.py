@@ -137,7 +137,8 @@ def apply_default_cache(module: types.ModuleType, shims: Shims) -> None:
     def make(function: Any) -> Any:
         def _supports_default_dynamic_cache(cls: Any) -> Any:
             if is_legacy(cls.__module__) and not _declares_cache_support(cls):
-                shims.mark_used(f"{cls.__name__} gets no DynamicCache from generate()")
+                if not shims.marked:
+                    shims.mark_used(f"{cls.__name__} gets no DynamicCache from generate()")
                 return False
             return function(cls)
 
@@ -170,7 +171,8 @@ def apply_position_ids(module: types.ModuleType, shims: Shims) -> None:
             # Legacy prepare_inputs_for_generation makes (and slices) its own position_ids when none are given;
             # given full-length ones it passes them on unsliced. Give none, as 4.x did.
             if _legacy_prepare(self):
-                shims.mark_used(f"{type(self).__name__}.prepare_inputs_for_generation makes its own position_ids")
+                if not shims.marked:
+                    shims.mark_used(f"{type(self).__name__}.prepare_inputs_for_generation makes its own position_ids")
                 return None
             return function(self, inputs_tensor, model_kwargs)
 
@@ -224,7 +226,8 @@ def apply_dropped_mask(module: types.ModuleType, shims: Shims) -> None:
                 if prompt is None:
                     prompt = kwargs["input_ids"] if "input_ids" in kwargs else args[0] if args else None
                 if prompt is not None:
-                    shims.mark_used(f"{type(self).__name__} got the all-ones attention mask back")
+                    if not shims.marked:
+                        shims.mark_used(f"{type(self).__name__} got the all-ones attention mask back")
                     kwargs["attention_mask"] = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
             return function(self, *args, **kwargs)
 
@@ -262,7 +265,10 @@ def _wrap_legacy_prepare(cls: type, shims: Shims) -> None:
     def make(function: Any) -> Any:
         def prepare_inputs_for_generation(self: Any, *args: Any, **kwargs: Any) -> Any:
             if "cache" in kwargs:
-                shims.mark_used(f"{type(self).__name__}.prepare_inputs_for_generation got its cache as past_key_values")
+                if not shims.marked:
+                    shims.mark_used(
+                        f"{type(self).__name__}.prepare_inputs_for_generation got its cache as past_key_values"
+                    )
                 cache = kwargs.pop("cache")
                 # A legacy _update_model_kwargs_for_generation stores the new cache
                 # as past_key_values: that one is current; "cache" is the first one.
@@ -302,7 +308,8 @@ def apply_cache_keyword(module: types.ModuleType, shims: Shims) -> None:
             # transformers' own prepare serving a legacy model (one whose override calls super()'s).
             inputs = function(self, *args, **kwargs)
             if isinstance(inputs, dict) and "cache" in inputs and _forward_takes_past_only(self):
-                shims.mark_used(f"{type(self).__name__}.forward got its cache as past_key_values")
+                if not shims.marked:
+                    shims.mark_used(f"{type(self).__name__}.forward got its cache as past_key_values")
                 inputs["past_key_values"] = inputs.pop("cache")
             return inputs
 

@@ -389,7 +389,8 @@ def apply_meta_init(module: types.ModuleType, shims: Shims) -> None:
             is_quantized = kwargs.get("is_quantized", args[1] if len(args) > 1 else False)
             if is_quantized or not is_legacy(cls.__module__):
                 return contexts  # quantizers expect meta parameters; 4.x loaded quantized models that way too
-            shims.mark_used(f"{cls.__name__} built on the CPU")
+            if not shims.marked:
+                shims.mark_used(f"{cls.__name__} built on the CPU")
             # Legacy code computes tensors in __init__ (RoPE tables, non-persistent buffers, plain tensor
             # attributes) that loading never fills in: build it on the CPU, as 4.x did by default.
             return [context for context in contexts if not (isinstance(context, torch.device) and context == meta)]
@@ -497,7 +498,8 @@ def apply_default_tie(module: types.ModuleType, shims: Shims) -> None:
             if not mapping and isinstance(_declared_tied_keys(type(self)), DefaultTiedWeightsKeys):
                 config = self.__dict__.get("config")
                 if config is not None and not hasattr(config, "tie_word_embeddings"):
-                    shims.mark_used(f"{type(self).__name__}: lm_head tied to the input embedding")
+                    if not shims.marked:
+                        shims.mark_used(f"{type(self).__name__}: lm_head tied to the input embedding")
                     mapping = dict(self._tied_weights_keys or {})
             return mapping
 
