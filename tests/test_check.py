@@ -133,6 +133,14 @@ def test_vendored_mode_imports_the_files_as_a_plain_package_declared_legacy(tmp_
 
 
 # Code appended to the LegacyLM fixture's files to break exactly one stage (the stages before it still pass).
+_BROKEN_PREPARE = """
+    _prepare = LegacyLMForCausalLM.prepare_inputs_for_generation
+    def _broken_prepare(self, input_ids, past_key_values=None, **kwargs):
+        if {condition}:
+            raise ValueError("broken on purpose")
+        return _prepare(self, input_ids, past_key_values=past_key_values, **kwargs)
+    LegacyLMForCausalLM.prepare_inputs_for_generation = _broken_prepare
+    """
 BREAKS = {
     "construct": (
         "modeling",
@@ -158,28 +166,8 @@ BREAKS = {
         LegacyLMForCausalLM.forward = _broken_forward
         """,
     ),
-    "generate with cache": (
-        "modeling",
-        """
-        _prepare = LegacyLMForCausalLM.prepare_inputs_for_generation
-        def _broken_prepare(self, input_ids, past_key_values=None, **kwargs):
-            if past_key_values is not None:
-                raise ValueError("broken on purpose")
-            return _prepare(self, input_ids, past_key_values=past_key_values, **kwargs)
-        LegacyLMForCausalLM.prepare_inputs_for_generation = _broken_prepare
-        """,
-    ),
-    "generate without cache": (
-        "modeling",
-        """
-        _prepare = LegacyLMForCausalLM.prepare_inputs_for_generation
-        def _broken_prepare(self, input_ids, past_key_values=None, **kwargs):
-            if kwargs.get("use_cache") is False:
-                raise ValueError("broken on purpose")
-            return _prepare(self, input_ids, past_key_values=past_key_values, **kwargs)
-        LegacyLMForCausalLM.prepare_inputs_for_generation = _broken_prepare
-        """,
-    ),
+    "generate with cache": ("modeling", _BROKEN_PREPARE.format(condition="past_key_values is not None")),
+    "generate without cache": ("modeling", _BROKEN_PREPARE.format(condition='kwargs.get("use_cache") is False')),
     "cache agrees": (
         "modeling",
         """
