@@ -36,15 +36,13 @@ def main() -> int:
     import transformers
     from legacy_models import write_legacy_lm
 
-    from hotfix._scan import format_report, scan
-
     checkpoint = write_legacy_lm(Path(tempfile.mkdtemp()) / "legacy_lm")
     reference = json.loads((ROOT / "tests" / "data" / "legacy_lm_reference.json").read_text(encoding="utf-8"))
     print(f"transformers {transformers.__version__}; a tiny legacy model written to {checkpoint}\n")
 
     print("1. hotfix scan (reads the model's code, runs none of it):")
-    report = scan(checkpoint)
-    lines = format_report(report).splitlines()[1:]
+    scanned = subprocess.run([sys.executable, "-m", "hotfix", "scan", str(checkpoint)], capture_output=True, text=True)
+    lines = scanned.stdout.strip().splitlines()[1:]
     for line in lines[:-1][:6]:
         print("   " + line.strip())
     if len(lines) > 7:

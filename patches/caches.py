@@ -30,9 +30,7 @@ import dis
 import types
 from typing import Any
 
-from hotfix import Finding, Shims, is_legacy
-from hotfix._scope import called_from_legacy, caller_frame
-from hotfix._subclass import all_subclasses
+from hotfix.authoring import Finding, Shims, all_subclasses, called_from_legacy, caller_frame, is_legacy
 
 _EXPECTS_NONE: dict[tuple[types.CodeType, int], bool] = {}
 

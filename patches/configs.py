@@ -46,8 +46,7 @@ from __future__ import annotations
 import types
 from typing import Any
 
-from hotfix import Finding, Shims, is_legacy
-from hotfix._scope import called_from_legacy
+from hotfix.authoring import Finding, Shims, called_from_legacy, is_legacy, on_legacy_subclass
 
 # PretrainedConfig._get_global_generation_defaults() of transformers 4.57.
 GENERATION_DEFAULTS: dict[str, Any] = {
@@ -137,7 +136,7 @@ def apply_generation_defaults(module: types.ModuleType, shims: Shims) -> None:
         return __init__
 
     shims.replace(base, "__init__", make)
-    shims.on_subclass(base, _adapt, exclude=("transformers.",))
+    on_legacy_subclass(shims, base, _adapt)
 
 
 # -- M28: the 4.x base attributes (token ids, tie_word_embeddings, ...) are gone (5.0) --
@@ -153,7 +152,7 @@ def probe_base_defaults(module: types.ModuleType) -> Finding:
 
 def apply_base_defaults(module: types.ModuleType, shims: Shims) -> None:
     _answer("base", shims)
-    shims.on_subclass(_config_class(module), _adapt, exclude=("transformers.",))
+    on_legacy_subclass(shims, _config_class(module), _adapt)
 
 
 # -- M19: rope_scaling reads back as the standardized rope_parameters (5.0) ----------
@@ -198,4 +197,4 @@ def apply_rope_scaling(module: types.ModuleType, shims: Shims) -> None:
         if "rope_scaling" not in vars(cls):
             class_shims.set(cls, "rope_scaling", legacy_property)
 
-    shims.on_subclass(base, adapt, exclude=("transformers.",))
+    on_legacy_subclass(shims, base, adapt)

@@ -42,8 +42,7 @@ import types
 import weakref
 from typing import Any
 
-from hotfix import Finding, Shims, is_legacy
-from hotfix._scope import caller_frame
+from hotfix.authoring import Finding, Shims, caller_frame, is_legacy, on_legacy_subclass, takes
 
 _CACHE_NAMES = ("past_key_values", "mems", "past_buckets_states", "cache_params")
 _UNPACKS: dict[tuple[types.CodeType, int], bool] = {}
@@ -239,18 +238,11 @@ def apply_dropped_mask(module: types.ModuleType, shims: Shims) -> None:
 # -- G13: prepare_inputs_for_generation gets the cache as cache= (5.24) -------------
 
 
-def _names_parameter(function: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def probe_cache_keyword(module: types.ModuleType) -> Finding:
     from transformers.generation.utils import GenerationMixin
 
     prepare = GenerationMixin.prepare_inputs_for_generation
-    if _names_parameter(prepare, "cache") and not _names_parameter(prepare, "past_key_values"):
+    if takes(prepare, "cache") and not takes(prepare, "past_key_values"):
         return True, "generate() passes the cache to prepare_inputs_for_generation as cache="
     return False, "prepare_inputs_for_generation takes past_key_values"
 
@@ -259,7 +251,7 @@ def _wrap_legacy_prepare(cls: type, shims: Shims) -> None:
     prepare = vars(cls).get("prepare_inputs_for_generation")
     if not isinstance(prepare, types.FunctionType) or not is_legacy(cls.__module__):
         return
-    if not _names_parameter(prepare, "past_key_values") or _names_parameter(prepare, "cache"):
+    if not takes(prepare, "past_key_values") or takes(prepare, "cache"):
         return
 
     def make(function: Any) -> Any:
@@ -292,8 +284,8 @@ def _forward_takes_past_only(model: Any) -> bool:
         forward = cls.forward
         answer = _PAST_ONLY[cls] = (
             is_legacy(getattr(forward, "__module__", ""))
-            and _names_parameter(forward, "past_key_values")
-            and not _names_parameter(forward, "cache")
+            and takes(forward, "past_key_values")
+            and not takes(forward, "cache")
         )
     return answer
 
@@ -301,7 +293,7 @@ def _forward_takes_past_only(model: Any) -> bool:
 def apply_cache_keyword(module: types.ModuleType, shims: Shims) -> None:
     from transformers.generation.utils import GenerationMixin
 
-    shims.on_subclass(module.PreTrainedModel, _wrap_legacy_prepare, exclude=("transformers.",))
+    on_legacy_subclass(shims, module.PreTrainedModel, _wrap_legacy_prepare)
 
     def make(function: Any) -> Any:
         def prepare_inputs_for_generation(self: Any, *args: Any, **kwargs: Any) -> Any:

@@ -25,8 +25,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from hotfix import Finding, Shims
-from hotfix._scope import called_from_legacy
+from hotfix.authoring import Finding, Shims, called_from_legacy
 
 
 def _torch_frame(frame: types.FrameType) -> bool:

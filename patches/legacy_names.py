@@ -54,7 +54,7 @@ from __future__ import annotations
 import types
 from typing import Any
 
-from hotfix import Finding, Shims
+from hotfix.authoring import Finding, Shims
 
 EMPTY_DOCSTRING = ""
 

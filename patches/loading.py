@@ -24,8 +24,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from hotfix import Finding, Shims
-from hotfix._scope import called_into_from_legacy
+from hotfix.authoring import Finding, Shims, called_into_from_legacy
 
 KEYWORDS = ("resume_download", "use_auth_token")
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import types
 from typing import Any
 
-from hotfix import Finding, Shims
+from hotfix.authoring import Finding, Shims, takes
 
 
 def expand_mask(mask: Any, dtype: Any, tgt_len: int | None = None) -> Any:
@@ -129,20 +129,11 @@ def invert_attention_mask(self: Any, encoder_attention_mask: Any) -> Any:
     return (1.0 - extended) * torch.finfo(self.dtype).min
 
 
-def _takes_device(function: Any) -> bool:
-    import inspect
-
-    try:
-        return "device" in inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return True
-
-
 def probe_extended_attention_mask(module: types.ModuleType) -> Finding:
     method = getattr(module.PreTrainedModel, "get_extended_attention_mask", None)
     if method is None:
         return True, "PreTrainedModel.get_extended_attention_mask is missing"
-    if _takes_device(method):
+    if takes(method, "device", unreadable=True):
         return False, "PreTrainedModel.get_extended_attention_mask accepts device"
     return (
         True,

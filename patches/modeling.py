@@ -52,7 +52,7 @@ from __future__ import annotations
 import types
 from typing import Any
 
-from hotfix import Finding, Shims, is_legacy
+from hotfix.authoring import Finding, Shims, is_legacy, on_legacy_subclass, takes, wrap_outermost_init
 
 
 class LegacyTiedWeightsKeys:
@@ -100,7 +100,7 @@ def _adapt(cls: type, shims: Shims) -> None:
 
 
 def apply(module: types.ModuleType, shims: Shims) -> None:
-    shims.on_subclass(module.PreTrainedModel, _adapt, exclude=("transformers.",))
+    on_legacy_subclass(shims, module.PreTrainedModel, _adapt)
 
 
 def probe_generation_mixin(module: types.ModuleType) -> Finding:
@@ -137,7 +137,7 @@ def _legacy_generative(cls: Any) -> bool:
 
 
 def apply_generation_mixin(module: types.ModuleType, shims: Shims) -> None:
-    shims.on_subclass(module.PreTrainedModel, _add_generation_mixin, exclude=("transformers.",))
+    on_legacy_subclass(shims, module.PreTrainedModel, _add_generation_mixin)
 
     def make(function: Any) -> Any:
         def can_generate(cls: Any) -> bool:
@@ -159,12 +159,10 @@ def _is_legacy_model(model: Any) -> bool:
 
 
 def probe_init_weights(module: types.ModuleType) -> Finding:
-    import inspect
-
     method = getattr(module.PreTrainedModel, "_initialize_weights", None)
     if method is None:
         return False, "PreTrainedModel._initialize_weights not found"
-    if "is_custom_code" in inspect.signature(method).parameters:
+    if takes(method, "is_custom_code"):
         return False, "_initialize_weights already skips loaded modules of custom code"
     return True, "_initialize_weights runs legacy _init_weights over loaded weights"
 
@@ -235,32 +233,24 @@ def _give_generation_config(cls: type, shims: Shims) -> None:
 
 
 def apply_generation_config(module: types.ModuleType, shims: Shims) -> None:
-    shims.on_subclass(module.PreTrainedModel, _give_generation_config, exclude=("transformers.",))
+    on_legacy_subclass(shims, module.PreTrainedModel, _give_generation_config)
 
 
 # -- M20: legacy _set_gradient_checkpointing overrides get every_n_layers= (5.0) ------
 
 
 def probe_gradient_checkpointing(module: types.ModuleType) -> Finding:
-    import inspect
-
-    parameters = inspect.signature(module.PreTrainedModel._set_gradient_checkpointing).parameters
-    if "every_n_layers" in parameters:
+    if takes(module.PreTrainedModel._set_gradient_checkpointing, "every_n_layers"):
         return True, "gradient_checkpointing_enable passes every_n_layers= to _set_gradient_checkpointing overrides"
     return False, "_set_gradient_checkpointing takes no every_n_layers"
 
 
 def _adapt_gradient_checkpointing(cls: type, shims: Shims) -> None:
-    import inspect
-
     own = vars(cls).get("_set_gradient_checkpointing")
     if own is None:
         return
-    parameters = inspect.signature(own).parameters
-    if "value" in parameters or "every_n_layers" in parameters:
-        return  # the pre-4.35 format (transformers adapts it itself) or already current
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
+    if takes(own, "value") or takes(own, "every_n_layers", var_keyword=True):
+        return  # the pre-4.35 format (transformers adapts it itself), already current, or takes **kwargs
 
     def make(function: Any) -> Any:
         def _set_gradient_checkpointing(self: Any, *args: Any, every_n_layers: int = 1, **kwargs: Any) -> Any:
@@ -277,12 +267,10 @@ def _adapt_gradient_checkpointing(cls: type, shims: Shims) -> None:
 
 
 def apply_gradient_checkpointing(module: types.ModuleType, shims: Shims) -> None:
-    shims.on_subclass(module.PreTrainedModel, _adapt_gradient_checkpointing, exclude=("transformers.",))
+    on_legacy_subclass(shims, module.PreTrainedModel, _adapt_gradient_checkpointing)
 
 
 # -- M2: legacy models that never call post_init() (5.0) ------------------------------
-
-_init_depth: dict[int, int] = {}
 
 
 def probe_post_init(module: types.ModuleType) -> Finding:
@@ -291,41 +279,26 @@ def probe_post_init(module: types.ModuleType) -> Finding:
     return False, "post_init() sets no all_tied_weights_keys"
 
 
+def _post_init_if_never_called(model: Any, _: None) -> None:
+    if not hasattr(model, "all_tied_weights_keys"):
+        model.post_init()
+
+
 def _call_post_init(cls: type, shims: Shims) -> None:
-    if "__init__" not in vars(cls):
-        return
-
-    def make(function: Any) -> Any:
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            # Count the __init__ calls of this instance (super().__init__ chains): post_init runs once, at the end
-            # of the outermost one, as a model that calls it itself does.
-            key = id(self)
-            _init_depth[key] = _init_depth.get(key, 0) + 1
-            try:
-                function(self, *args, **kwargs)
-            finally:
-                depth = _init_depth.pop(key) - 1
-                if depth:
-                    _init_depth[key] = depth
-            if not depth and not hasattr(self, "all_tied_weights_keys"):
-                self.post_init()
-
-        return __init__
-
-    shims.replace(cls, "__init__", make)
+    # post_init runs once, at the end of the outermost __init__ (super().__init__ chains nest), as a model that
+    # calls it itself does.
+    wrap_outermost_init(shims, cls, after=_post_init_if_never_called)
 
 
 def apply_post_init(module: types.ModuleType, shims: Shims) -> None:
-    shims.on_subclass(module.PreTrainedModel, _call_post_init, exclude=("transformers.",))
+    on_legacy_subclass(shims, module.PreTrainedModel, _call_post_init)
 
 
 # -- M2: legacy tie_weights(self) overrides called with missing_keys=, recompute_mapping= (5.0)
 
 
 def probe_tie_weights(module: types.ModuleType) -> Finding:
-    import inspect
-
-    if "missing_keys" in inspect.signature(module.PreTrainedModel.tie_weights).parameters:
+    if takes(module.PreTrainedModel.tie_weights, "missing_keys"):
         return True, "tie_weights is called with missing_keys= and recompute_mapping="
     return False, "tie_weights takes no missing_keys"
 
@@ -341,13 +314,8 @@ def _forget_tied_missing(model: Any, missing_keys: set[str]) -> None:
 
 
 def _adapt_tie_weights(cls: type, shims: Shims) -> None:
-    import inspect
-
     own = vars(cls).get("tie_weights")
-    if own is None or not callable(own):
-        return
-    parameters = inspect.signature(own).parameters
-    if "missing_keys" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+    if own is None or not callable(own) or takes(own, "missing_keys", var_keyword=True):
         return
 
     def make(function: Any) -> Any:
@@ -363,7 +331,7 @@ def _adapt_tie_weights(cls: type, shims: Shims) -> None:
 
 
 def apply_tie_weights(module: types.ModuleType, shims: Shims) -> None:
-    shims.on_subclass(module.PreTrainedModel, _adapt_tie_weights, exclude=("transformers.",))
+    on_legacy_subclass(shims, module.PreTrainedModel, _adapt_tie_weights)
 
 
 # -- M25: models are built on the meta device (5.0) -----------------------------------
@@ -489,7 +457,7 @@ def probe_default_tie(module: types.ModuleType) -> Finding:
 
 
 def apply_default_tie(module: types.ModuleType, shims: Shims) -> None:
-    shims.on_subclass(module.PreTrainedModel, _adapt_default_tie, exclude=("transformers.",))
+    on_legacy_subclass(shims, module.PreTrainedModel, _adapt_default_tie)
 
     def make(function: Any) -> Any:
         def get_expanded_tied_weights_keys(self: Any, *args: Any, **kwargs: Any) -> Any:

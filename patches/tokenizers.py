@@ -51,7 +51,7 @@ import inspect
 import types
 from typing import Any
 
-from hotfix import Finding, Shims, is_legacy
+from hotfix.authoring import Finding, Shims, is_legacy, on_legacy_subclass, takes, wrap_outermost_init
 
 _PENDING = "_hotfix_pending_added_tokens"
 _BASE_NAMES = ("PreTrainedTokenizer", "PythonBackend")
@@ -106,26 +106,18 @@ def _defer_when_unbuilt(name: str) -> Any:
     return make
 
 
+def _start_deferring(tokenizer: Any) -> None:
+    tokenizer.__dict__[_PENDING] = []
+
+
+def _replay_deferred(tokenizer: Any, _: None) -> None:
+    for name, call_args, call_kwargs in tokenizer.__dict__.pop(_PENDING, []):
+        getattr(tokenizer, name)(*call_args, **call_kwargs)
+
+
 def _wrap_legacy_init(cls: type, shims: Shims) -> None:
-    if "__init__" not in vars(cls):
-        return
-
-    def make(function: Any) -> Any:
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            if _PENDING in self.__dict__:  # a legacy subclass of a legacy tokenizer: the outermost replays
-                function(self, *args, **kwargs)
-                return
-            self.__dict__[_PENDING] = []
-            try:
-                function(self, *args, **kwargs)
-            finally:
-                pending = self.__dict__.pop(_PENDING, [])
-            for name, call_args, call_kwargs in pending:
-                getattr(self, name)(*call_args, **call_kwargs)
-
-        return __init__
-
-    shims.replace(cls, "__init__", make)
+    # A legacy subclass of a legacy tokenizer nests: the outermost __init__ replays what was deferred.
+    wrap_outermost_init(shims, cls, before=_start_deferring, after=_replay_deferred)
 
 
 def apply_init_order(module: types.ModuleType, shims: Shims) -> None:
@@ -137,29 +129,21 @@ def apply_init_order(module: types.ModuleType, shims: Shims) -> None:
     for name in _DEFERRABLE:
         if hasattr(base, name):
             shims.replace(base, name, _defer_when_unbuilt(name))
-    shims.on_subclass(base, _wrap_legacy_init, exclude=("transformers.",))
-
-
-def _takes_padding_side(function: Any) -> bool:
-    try:
-        parameters = inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return True
-    return "padding_side" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    on_legacy_subclass(shims, base, _wrap_legacy_init)
 
 
 def probe_pad_padding_side(module: types.ModuleType) -> Finding:
     base = _base(module)
     if base is None:
         return False, f"{module.__name__} defines no PreTrainedTokenizer"
-    if "padding_side" in inspect.signature(getattr(base, "_pad")).parameters:  # noqa: B009
+    if takes(getattr(base, "_pad"), "padding_side"):  # noqa: B009
         return True, "pad() passes padding_side= to _pad; legacy overrides do not take it"
     return False, "_pad takes no padding_side"
 
 
 def _wrap_legacy_pad(cls: type, shims: Shims) -> None:
     own = vars(cls).get("_pad")
-    if own is None or _takes_padding_side(own):
+    if own is None or takes(own, "padding_side", var_keyword=True, unreadable=True):
         return
 
     def make(function: Any) -> Any:
@@ -184,7 +168,7 @@ def apply_pad_padding_side(module: types.ModuleType, shims: Shims) -> None:
     if "_hotfix_t2" in vars(base):
         return
     shims.set(base, "_hotfix_t2", True)
-    shims.on_subclass(base, _wrap_legacy_pad, exclude=("transformers.",))
+    on_legacy_subclass(shims, base, _wrap_legacy_pad)
 
 
 # -- T5: slow tokenizers add [CLS]/[SEP] by default (5.0) ------------------------------
@@ -226,7 +210,7 @@ def apply_special_tokens_pattern(module: types.ModuleType, shims: Shims) -> None
         if _inherits_default(cls, "build_inputs_with_special_tokens", base):
             shims.set(cls, "build_inputs_with_special_tokens", _legacy_build_inputs)
 
-    shims.on_subclass(base, give, exclude=("transformers.",))
+    on_legacy_subclass(shims, base, give)
 
 
 # -- T6: token_type_ids left out of the default model_input_names (5.0) ---------------
@@ -246,7 +230,7 @@ def apply_model_input_names(module: types.ModuleType, shims: Shims) -> None:
         if _inherits_default(cls, "model_input_names", default_owner):
             shims.set(cls, "model_input_names", list(_LEGACY_INPUT_NAMES))
 
-    shims.on_subclass(default_owner, give, exclude=("transformers.",))
+    on_legacy_subclass(shims, default_owner, give)
 
 
 # -- T7: additional_special_tokens became extra_special_tokens (5.0) --------------------

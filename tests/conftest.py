@@ -8,7 +8,6 @@ fake libraries it imported removed from sys.modules.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -17,9 +16,7 @@ from pathlib import Path
 import pytest
 
 import hotfix
-from hotfix import _usage
-from hotfix._importer import Finder
-from hotfix._runtime import RUNTIME
+from hotfix.testing import isolated_runtime, write_library
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
@@ -29,25 +26,16 @@ FAKE_PREFIXES = ("fakelib", "fakeremote", "hotfix_test_")
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("HOTFIX_"):
-            monkeypatch.delenv(name)
-    hotfix.disable()
-    RUNTIME.reload()
-    _usage.clear()
+def isolated() -> Iterator[None]:
     modules_before = set(sys.modules)
     path_before = list(sys.path)
-    yield
-    hotfix.disable()
-    RUNTIME.reload()
-    _usage.clear()
+    with isolated_runtime():
+        yield
     for name in set(sys.modules) - modules_before:
         if name.startswith(FAKE_PREFIXES):
             del sys.modules[name]
     sys.path[:] = path_before
     importlib.invalidate_caches()
-    assert not [f for f in sys.meta_path if isinstance(f, Finder)], "a test left hotfix's finder on sys.meta_path"
 
 
 FAKELIB = {
@@ -94,9 +82,7 @@ def write_tree(root: Path, files: dict[str, str]) -> None:
 
 
 def write_distribution(root: Path, name: str, version: str) -> None:
-    info = root / f"{name}-{version}.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8")
+    write_library(root, name, version, {})
 
 
 @pytest.fixture
@@ -104,9 +90,7 @@ def fakelib(tmp_path: Path) -> Callable[..., Path]:
     """Write the fake library ``fakelib`` (distribution version given) and put it on sys.path."""
 
     def make(version: str = "2.0.0", extra: dict[str, str] | None = None) -> Path:
-        root = tmp_path / "site"
-        write_tree(root, {**FAKELIB, **(extra or {})})
-        write_distribution(root, "fakelib", version)
+        root = write_library(tmp_path / "site", "fakelib", version, {**FAKELIB, **(extra or {})})
         sys.path.insert(0, str(root))
         importlib.invalidate_caches()
         return root

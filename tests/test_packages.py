@@ -17,6 +17,7 @@ of the version matrix (scripts/test).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from test_transformers import PATCHES, REPRODUCED_IN_TEST_PACKAGES, REPRODUCERS,
 
 from hotfix._registry import load_toml
 from hotfix._resources import registry_text
+from hotfix.testing import Outcome, Run, check_patch
 
 pytestmark = pytest.mark.transformers
 
@@ -188,21 +190,28 @@ def test_every_patch_the_packages_reproduce_is_listed() -> None:
         assert patch in patches_of(name, part), (patch, name, part)
 
 
+def package_run(name: str, part: str) -> Run:
+    """The three-way check's runner: the packages scenario (cached with every patch), one package's part."""
+
+    def run(selection: Sequence[str]) -> Outcome:
+        denied = ",".join(item for item in selection if item.startswith("-"))
+        whole = scenario("packages", hotfix="before", patches=denied) if denied else outcome("before")
+        if not whole["ok"]:
+            raise AssertionError(whole.get("traceback"))
+        piece = whole["result"][name][part]
+        return Outcome(piece["ok"], piece.get("error"), piece.get("traceback"), piece.get("result"), whole["status"])
+
+    return run
+
+
 @pytest.mark.parametrize("patch_id", sorted(PACKAGE_REPRODUCERS))
 def test_package_fails_with_hotfix_minus_the_patch_and_passes_with_it(patch_id: str) -> None:
     name, part, saw = PACKAGE_REPRODUCERS[patch_id]
     needs(name, part)
-    status = outcome("before")["status"][patch_id]
-    if not affected(patch_id) or status["state"] != "applied":
-        assert status["state"] == "skipped", status
-        return
-    without = scenario("packages", hotfix="before", patches=f"-{patch_id}")
-    assert without["ok"], without.get("traceback")
-    result = without["result"][name][part]
-    if saw.startswith("!"):
-        assert result["ok"], result.get("traceback")
-        assert not matches(result["result"], reference(name, part)["result"], name)
-    else:
-        assert not result["ok"] and saw in result["error"], result.get("error")
-    repaired = outcome("before")["result"][name][part]
-    assert repaired["ok"] and matches(repaired["result"], reference(name, part)["result"], name)
+    check_patch(
+        patch_id,
+        package_run(name, part),
+        error=None if saw.startswith("!") else saw,
+        expected=reference(name, part)["result"],
+        same=lambda result, expected: matches(result, expected, name),
+    )
