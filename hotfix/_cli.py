@@ -1,4 +1,4 @@
-"""The ``hotfix`` command: list, doctor, scan, check, explain, status, run."""
+"""The ``hotfix`` command: list, doctor, scan, check, explain, status, new, run."""
 
 from __future__ import annotations
 
@@ -114,6 +114,18 @@ def _scan(paths: Sequence[str], as_json: bool, everything: bool) -> int:
     return 1 if any(uncovered(r) for r in reports) else 0
 
 
+def _new(name: str, directory: str) -> int:
+    from pathlib import Path
+
+    from ._new import write_pack
+
+    root = write_pack(name, Path(directory))
+    print(f"wrote {root}: a pack with one data patch and one code patch; next:")
+    print(f"  pip install -e '{root}[test]' && pytest {root}")
+    print(f"then replace the examples with your breaks ({root / 'README.md'})")
+    return 0
+
+
 def _explain(text: str) -> int:
     from ._explain import UNCOVERED, explain_text
 
@@ -226,6 +238,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     statusing.add_argument("file", nargs="?", metavar="FILE", help="a status file written by hotfix run --status")
     statusing.add_argument("--json", action="store_true")
+    new = commands.add_parser(
+        "new",
+        help="write a patch pack (pyproject, one data and one code patch, tests) that installs and passes its tests",
+        description="Writes NAME/ in the current directory (or --directory): a pip-installable pack registered "
+        "through the hotfix.patches entry point, with a data patch, a code patch on hotfix.authoring and tests that "
+        "run hotfix.testing's three-way check, against a stand-in library the tests write. "
+        "`pip install -e 'NAME[test]' && pytest NAME` passes before anything is edited.",
+    )
+    new.add_argument("name", metavar="NAME", help="the distribution name, e.g. acme-hotfixes")
+    new.add_argument("--directory", default=".", metavar="DIR", help="where to create NAME/ (default: here)")
     run = commands.add_parser("run", help="run a command with hotfix enabled (HOTFIX_ENABLE=1)")
     run.add_argument(
         "--status", metavar="FILE", help="write the process's status (patches applied and used) to FILE at exit"
@@ -245,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args.folders, args.json, args.compare, args.vendored)
         if args.command == "status":
             return _status(args.file, args.json)
+        if args.command == "new":
+            return _new(args.name, args.directory)
         command = list(args.cmd)
         if command and command[0] == "--":
             command = command[1:]

@@ -95,3 +95,26 @@ def test_doctor_warns_about_a_target_newer_than_the_newest_tested(
     assert report["newer_than_tested"] == [
         {"distribution": "transformers", "version": "99.0.0", "tested": _doctor.NEWEST_TESTED["transformers"]}
     ]
+
+
+def test_new_writes_a_pack_and_refuses_bad_names_and_existing_folders(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["new", "acme-fixes", "--directory", str(tmp_path)]) == 0
+    root = tmp_path / "acme-fixes"
+    written = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert written == [
+        ".gitignore", "README.md", "acme_fixes/__init__.py", "acme_fixes/py.typed", "acme_fixes/shims.py",
+        "pyproject.toml", "tests/test_patches.py",
+    ]  # fmt: skip
+    assert '[project.entry-points."hotfix.patches"]\nacme_fixes = "acme_fixes"' in (root / "pyproject.toml").read_text()
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        compile(text, str(path), "exec")
+        assert "$" not in text and "hotfix._" not in text, path
+    assert "pip install -e" in capsys.readouterr().out
+    assert main(["new", "acme-fixes", "--directory", str(tmp_path)]) == 2
+    assert "exists already" in capsys.readouterr().err
+    for bad in ("1pack", "my pack", "hotfix", "import"):
+        assert main(["new", bad, "--directory", str(tmp_path)]) == 2, bad
+        assert "hotfix new:" in capsys.readouterr().err

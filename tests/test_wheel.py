@@ -22,10 +22,12 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(command: list[str], env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
+def _run(
+    command: list[str], env: dict[str, str] | None = None, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("HOTFIX_", "PYTEST_"))}
     environment.update(env or {})
-    completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600, cwd=cwd)
     if check and completed.returncode != 0:
         raise AssertionError(f"{command} failed:\n{completed.stdout}\n{completed.stderr}")
     return completed
@@ -136,3 +138,16 @@ def test_spawn_workers_inherit_activation(env: Path, tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert _run([str(env / "bin" / "python"), str(script)]).stdout.strip() == "(True, 'thing')"
+
+
+def test_hotfix_new_output_installs_and_passes_its_own_tests(env: Path, tmp_path: Path) -> None:
+    # Last in this module: the pack installed here stays in the shared venv.
+    hotfix = str(env / "bin" / "hotfix")
+    python = str(env / "bin" / "python")
+    _run([hotfix, "new", "acme-fixes", "--directory", str(tmp_path)])
+    pack = tmp_path / "acme-fixes"
+    _run([python, "-m", "pip", "install", "-q", "-e", f"{pack}[test]"])
+    tests = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], check=False, cwd=pack)
+    assert tests.returncode == 0 and "2 passed" in tests.stdout, tests.stdout + tests.stderr
+    listed = _run([hotfix, "list"]).stdout
+    assert "acme-fixes-moved-helper" in listed and "acme-fixes-forward-state" in listed
