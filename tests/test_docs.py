@@ -50,3 +50,22 @@ def test_the_demo_runs() -> None:
     assert "[applied]" not in out  # concise: no status dump
     if "fails: " in out:  # a version the model does not run on natively
         assert "m3-no-init-weights" in out.split("2. ")[0]
+
+
+def test_the_worked_pack_in_the_authors_guide_is_what_hotfix_new_writes(tmp_path: Path) -> None:
+    from hotfix._new import write_pack
+
+    root = write_pack("acme-fixes", tmp_path)
+    written = "\n".join(path.read_text(encoding="utf-8") for path in sorted(root.rglob("*.py")))
+    guide = (ROOT / "docs" / "patch-authors.md").read_text(encoding="utf-8")
+    worked = guide.split("## Worked example: a pack")[1]
+    blocks = [block.split("\n", 1)[1] for block in worked.split("```python")[1:]]
+    assert len(blocks) == 3
+    for block in blocks:
+        code = block.split("```")[0]
+        assert code in written, code[:200]
+
+
+def test_docs_link_to_nothing_outside_the_repository() -> None:
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        assert "../shared" not in path.read_text(encoding="utf-8"), path
