@@ -27,8 +27,8 @@ Catalog rows marked `refused` in `registry.toml`; `hotfix list` and `hotfix doct
 """
 
 NOT_YET = """
-Every other row of the break catalog (the `[[break]]` rows of `registry.toml`) that has no patch above is not repaired *yet*:
-`hotfix doctor` names the ones that hit the installed versions and exits non-zero.
+Every other row of the break catalog (the `[[break]]` rows of `registry.toml`) that has no patch above is not
+repaired *yet*: `hotfix doctor` names the ones that hit the installed versions and exits non-zero.
 """
 
 
