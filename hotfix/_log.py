@@ -15,7 +15,7 @@ from typing import Any
 
 from . import _env
 
-__all__ = ["configure", "emit", "logger"]
+__all__ = ["configure", "emit", "enabled", "logger"]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -65,6 +65,11 @@ def logger() -> Any:
     if _state["logger"] is None:
         _state["logger"] = _build()
     return _state["logger"]
+
+
+def enabled(level: str) -> bool:
+    """Whether an event at *level* would be logged."""
+    return logging.getLogger(_STDLIB_NAME).isEnabledFor(_LEVELS[level])
 
 
 def emit(level: str, event: str, **fields: Any) -> None:

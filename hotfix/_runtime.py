@@ -10,10 +10,12 @@ deadlock the import that triggered the patch.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import sys
 import threading
 import time
+import traceback
 import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -220,11 +222,22 @@ class Runtime:
             clear_cache()
 
     def register(self, plugin: object, name: str | None = None) -> None:
-        """Register a plugin object (a local patch pack or an observer) with hotfix's PluginManager."""
+        """Register a plugin object (a local patch pack or an observer) with hotfix's PluginManager.
+
+        Without *name*, the plugin is named after its module and class (or
+        module name), numbered when that name is taken, never by its id().
+        """
         with self.lock:
             if self.enabled:
                 raise HotfixError("call hotfix.disable() before registering a plugin; enable() collects patches")
-            self.manager().register(plugin, name=name)
+            manager = self.manager()
+            if name is None:
+                name = _plugin_name(plugin)
+                base, number = name, 1
+                while manager.has_plugin(name):
+                    number += 1
+                    name = f"{base}#{number}"
+            manager.register(plugin, name=name)
             self._collected = None
             self.slots = {}
 
@@ -255,6 +268,8 @@ class Runtime:
             self._declare_legacy(legacy)
             selection = list(patches) if patches is not None else _env.patch_selection()
             collected = self.collected()
+            for problem in collected.errors:  # a pack that failed to load or declared invalid patches
+                events.append(("error", functools.partial(_log.emit, "warning", "plugin.error", error=problem)))
             chosen = select(collected.patches, selection)
             self.slots = {}
             self._by_module, self._by_prefix, self._by_missing = {}, [], {}
@@ -505,6 +520,7 @@ class Runtime:
         _log.emit("warning", "patch.failed", patch=shims.patch_id, module=cls.__module__, target=target,
             error=f"{type(error).__name__}: {error}",
         )  # fmt: skip
+        _log_traceback(shims.patch_id, error)
         if slot is not None:
             with self.lock:
                 slot.error = f"on class {target}: {type(error).__name__}: {error}"
@@ -552,6 +568,7 @@ class Runtime:
             _log.emit("warning", "patch.failed", patch=p.id, distribution=p.distribution, version=slot.version,
                 module=name, seconds=round(slot.seconds, 6), error=slot.error,
             )  # fmt: skip
+            _log_traceback(p.id, error)
             self._hook().hotfix_patch_failed(patch=p, error=error)
 
         return "failed", emit
@@ -601,6 +618,19 @@ class Runtime:
                 slot.reason = f"{patch.distribution} {why}: will probe when {' or '.join(patch.triggers)} is imported"
             plans.append(slot.status())
         return plans
+
+
+def _plugin_name(plugin: object) -> str:
+    if isinstance(plugin, types.ModuleType):
+        return plugin.__name__
+    kind = plugin if isinstance(plugin, type) else type(plugin)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _log_traceback(patch_id: str, error: BaseException) -> None:
+    if _log.enabled("debug"):
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        _log.emit("debug", "patch.failed.traceback", patch=patch_id, traceback=text)
 
 
 RUNTIME = Runtime()

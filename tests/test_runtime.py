@@ -205,3 +205,52 @@ def test_strict_from_the_environment(
     hotfix.enable()
     with pytest.raises(hotfix.PatchFailedError, match="HOTFIX_PATCHES=-fake-fail"):
         importlib.import_module("fakelib.core")
+
+
+def test_invalid_plugin_declarations_are_logged_at_enable_not_only_listed(
+    fakelib: Callable[..., Path], register: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    fakelib("2.0.0")
+    register(MOVED, {**MOVED, "id": "fake-bad", "affected": 5})
+    caplog.set_level(logging.WARNING, logger="hotfix")
+    hotfix.enable()
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "hotfix")
+    assert "event='plugin.error'" in text and "fake-bad" in text
+    assert hotfix.status()["fake-moved"].state != "failed"  # the valid declaration still loads
+
+
+def test_a_failed_patch_logs_its_traceback_at_debug_only(
+    fakelib: Callable[..., Path], register: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_apply(module: types.ModuleType, shims: hotfix.Shims) -> None:
+        raise LookupError("inside the patch")
+
+    fakelib("2.0.0")
+    register(code_patch("fake-broken", broken_apply))
+    caplog.set_level(logging.DEBUG, logger="hotfix")
+    hotfix.enable()
+    importlib.import_module("fakelib.core")
+    messages = [r.getMessage() for r in caplog.records if r.name == "hotfix"]
+    traceback_events = [m for m in messages if "patch.failed.traceback" in m]
+    assert len(traceback_events) == 1 and "broken_apply" in traceback_events[0] and "LookupError" in traceback_events[0]
+    hotfix.disable()
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="hotfix")
+    hotfix.enable()
+    importlib.reload(importlib.import_module("fakelib.core"))
+    assert not [r for r in caplog.records if "traceback" in r.getMessage()]
+
+
+def test_a_plugin_registered_without_a_name_is_named_after_its_class() -> None:
+    class Observer:
+        @hotfix.hookimpl
+        def hotfix_patch_skipped(self, patch: Any, reason: str) -> None: ...
+
+    first, second = Observer(), Observer()
+    hotfix.register_plugin(first)
+    hotfix.register_plugin(second)
+    from hotfix._runtime import RUNTIME
+
+    names = {RUNTIME.manager().get_name(p) for p in (first, second)}
+    qualified = f"{__name__}.{Observer.__qualname__}"
+    assert names == {qualified, f"{qualified}#2"}
