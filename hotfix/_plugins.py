@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-from collections.abc import Iterable
-from typing import Any
+import threading
+import types
+from collections.abc import Callable, Iterable
+from typing import Any, final
 
 import pluggy
 
 from . import _hookspecs, _resources
-from ._errors import RegistryError
+from ._errors import HotfixError, RegistryError
 from ._hookspecs import hookimpl
 from ._patch import Patch
 from ._registry import Break, check_patch, check_unique, load_toml
 
-__all__ = ["ENTRY_POINT_GROUP", "Bundled", "Collected", "collect", "make_manager"]
+__all__ = ["ENTRY_POINT_GROUP", "Bundled", "Collected", "Plugins", "collect", "make_manager", "plugin_name"]
 
 ENTRY_POINT_GROUP = "hotfix.patches"
 
@@ -106,3 +108,80 @@ def collect(manager: pluggy.PluginManager, bundled: Bundled) -> Collected:
             seen[patch.id] = patch
             collected.patches.append(patch)
     return collected
+
+
+def plugin_name(plugin: object) -> str:
+    """The name a plugin registered without one gets: its module, or its class's qualified name."""
+    if isinstance(plugin, types.ModuleType):
+        return plugin.__name__
+    kind = plugin if isinstance(plugin, type) else type(plugin)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+@final
+class Plugins:
+    """The plugin manager and what its plugins contribute, collected once and kept until :meth:`reload`.
+
+    Registering, unregistering and reloading are refused while *enabled()*
+    says hotfix is on: ``enable()`` acts on the patches collected before it.
+    """
+
+    __slots__ = ("_bundled", "_collected", "_enabled", "_errors", "_lock", "_manager")
+
+    def __init__(self, lock: threading.RLock, enabled: Callable[[], bool]) -> None:
+        self._lock = lock
+        self._enabled = enabled
+        self._manager: pluggy.PluginManager | None = None
+        self._bundled: Bundled | None = None
+        self._errors: list[str] = []
+        self._collected: Collected | None = None
+
+    def collected(self) -> Collected:
+        """Every registered patch (bundled and plugins), collected once per process."""
+        with self._lock:
+            if self._collected is None:
+                manager, bundled = self._load()
+                collected = collect(manager, bundled)
+                collected.errors[:0] = self._errors
+                self._collected = collected
+            return self._collected
+
+    def _load(self) -> tuple[pluggy.PluginManager, Bundled]:
+        if self._manager is None or self._bundled is None:
+            self._manager, self._bundled, self._errors = make_manager()
+        return self._manager, self._bundled
+
+    def manager(self) -> pluggy.PluginManager:
+        with self._lock:
+            return self._load()[0]
+
+    def _refuse_while_enabled(self, what: str) -> None:
+        if self._enabled():
+            raise HotfixError(f"call hotfix.disable() before {what}")
+
+    def reload(self) -> None:
+        """Forget the plugins and what they contributed (after installing a patch pack)."""
+        with self._lock:
+            self._refuse_while_enabled("reloading the registry")
+            self._manager = self._bundled = self._collected = None
+            self._errors = []
+
+    def register(self, plugin: object, name: str | None = None) -> None:
+        """Register a local plugin; without *name*, named by :func:`plugin_name`, numbered when taken."""
+        with self._lock:
+            self._refuse_while_enabled("registering a plugin; enable() collects patches")
+            manager = self.manager()
+            if name is None:
+                name = base = plugin_name(plugin)
+                number = 1
+                while manager.has_plugin(name):
+                    number += 1
+                    name = f"{base}#{number}"
+            manager.register(plugin, name=name)
+            self._collected = None
+
+    def unregister(self, plugin: object) -> None:
+        with self._lock:
+            self._refuse_while_enabled("unregistering a plugin")
+            self.manager().unregister(plugin)
+            self._collected = None

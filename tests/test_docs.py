@@ -59,10 +59,10 @@ def test_the_worked_pack_in_the_authors_guide_is_what_hotfix_new_writes(tmp_path
     written = "\n".join(path.read_text(encoding="utf-8") for path in sorted(root.rglob("*.py")))
     guide = (ROOT / "docs" / "patch-authors.md").read_text(encoding="utf-8")
     worked = guide.split("## Worked example: a pack")[1]
-    blocks = [block.split("\n", 1)[1] for block in worked.split("```python")[1:]]
+    fenced = worked.split("```")[1::2]  # the insides of the fences: "info\ncode"
+    blocks = [block.split("\n", 1)[1] for block in fenced if block.startswith(("python", "text\n    {"))]
     assert len(blocks) == 3
-    for block in blocks:
-        code = block.split("```")[0]
+    for code in blocks:
         assert code in written, code[:200]
 
 

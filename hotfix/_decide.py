@@ -1,0 +1,107 @@
+"""What applies: one pure decision, from a patch, the selection and the installed version.
+
+``enable()`` acts on it, and ``status()``, ``hotfix list`` and ``hotfix
+doctor`` (through :meth:`Runtime.plan`) report it, so that what hotfix says
+it would do and what it does cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import types
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import final
+
+from ._patch import Patch
+from ._status import PatchStatus, State
+from ._versions import gate
+
+__all__ = ["Decision", "Slot", "decide", "select"]
+
+
+def _is_glob(item: str) -> bool:
+    return any(c in item for c in "*?[")
+
+
+def select(patches: Iterable[Patch], selection: Sequence[str] | None) -> dict[str, str | None]:
+    """Which patches the selection turns on: ``{id: None}`` for selected, ``{id: reason}`` for not.
+
+    No selection means every patch that is on by default. Items are ids or
+    globs to allow and ``-id``/``-glob`` to deny. A glob only matches patches
+    that are on by default; a patch that is off by default (every unsafe one
+    is) must be named by its exact id.
+    """
+    allow = [item for item in selection or () if not item.startswith("-")]
+    deny = [item[1:] for item in selection or () if item.startswith("-")]
+    result: dict[str, str | None] = {}
+    for patch in patches:
+
+        def matches(items: list[str], patch: Patch = patch) -> bool:
+            return any(
+                item == patch.id or (_is_glob(item) and patch.default and fnmatch.fnmatchcase(patch.id, item))
+                for item in items
+            )
+
+        if any(item == patch.id or fnmatch.fnmatchcase(patch.id, item) for item in deny):
+            result[patch.id] = "denied by the selection"
+        elif allow:
+            result[patch.id] = None if matches(allow) else "not in the selection"
+        elif not patch.default:
+            result[patch.id] = "off by default (unsafe: name it explicitly)" if patch.unsafe else "off by default"
+        else:
+            result[patch.id] = None
+    return result
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether a patch watches its triggers in this process, and why, in words."""
+
+    active: bool
+    reason: str
+    installed: bool
+
+
+def decide(patch: Patch, deselected: str | None, version: str | None) -> Decision:
+    """The decision for *patch*: *deselected* is :func:`select`'s reason (``None`` when selected).
+
+    A patch whose distribution is not installed yet stays active: it is gated
+    when its target is imported (a ``.pth`` or a ``sys.path`` change may make
+    it visible later).
+    """
+    if deselected is not None:
+        return Decision(False, deselected, version is not None)
+    inside, why = gate(patch.affected, version)
+    if not inside and version is not None:
+        return Decision(False, f"{patch.distribution} {why}", True)
+    waiting = f"waiting for {' or '.join(patch.triggers)}"
+    if version is None:
+        waiting += f" ({patch.distribution} not installed yet: gated when imported)"
+    return Decision(True, waiting, version is not None)
+
+
+@final
+class Slot:
+    """One patch's mutable state inside the runtime."""
+
+    __slots__ = ("active", "done", "error", "modules", "patch", "reason", "seconds", "state", "version")
+
+    def __init__(self, patch: Patch) -> None:
+        self.patch = patch
+        self.state: State = "pending"
+        self.reason = ""
+        self.error: str | None = None
+        self.version: str | None = None
+        self.done: dict[str, types.ModuleType] = {}  # module name -> the module object it was applied to
+        self.modules: list[str] = []
+        self.seconds = 0.0
+        self.active = False
+
+    def status(self) -> PatchStatus:
+        p = self.patch
+        return PatchStatus(
+            p.id, p.summary, p.distribution, str(p.affected), self.version, self.state, self.reason,
+            self.error, list(self.modules), self.seconds, p.unsafe, p.default, p.source,
+        )  # fmt: skip
