@@ -15,9 +15,9 @@ from typing import final
 
 from ._patch import Patch
 from ._status import PatchStatus, State
-from ._versions import gate
+from ._versions import gate, installed_version
 
-__all__ = ["Decision", "Slot", "decide", "select"]
+__all__ = ["Decision", "Slot", "decide", "plan", "select"]
 
 
 def _is_glob(item: str) -> bool:
@@ -105,3 +105,25 @@ class Slot:
             p.id, p.summary, p.distribution, str(p.affected), self.version, self.state, self.reason,
             self.error, list(self.modules), self.seconds, p.unsafe, p.default, p.source,
         )  # fmt: skip
+
+
+def plan(patches: Sequence[Patch], selection: Sequence[str] | None) -> list[PatchStatus]:
+    """What each patch would do in this environment if hotfix were enabled now with *selection*.
+
+    The decision :func:`decide` gives ``enable()``, in words; a patch whose
+    distribution is not installed is reported skipped (it would wait).
+    """
+    chosen = select(patches, selection)
+    plans = []
+    for patch in patches:
+        slot = Slot(patch)
+        slot.version = installed_version(patch.distribution)
+        decision = decide(patch, chosen[patch.id], slot.version)
+        if not decision.active or not decision.installed:
+            slot.state = "skipped"
+            slot.reason = decision.reason if decision.installed else f"{patch.distribution} not installed"
+        else:
+            why = gate(patch.affected, slot.version)[1]
+            slot.reason = f"{patch.distribution} {why}: will probe when {' or '.join(patch.triggers)} is imported"
+        plans.append(slot.status())
+    return plans

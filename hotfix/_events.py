@@ -15,7 +15,7 @@ from typing import Any
 from . import _log
 from ._decide import Slot
 
-__all__ = ["Event", "emit_all", "event", "log_traceback"]
+__all__ = ["Event", "emit_all", "event", "log_traceback", "patch_event"]
 
 Event = Callable[[], None]
 
@@ -40,6 +40,19 @@ def event(hook: Callable[[], Any], kind: str, slot: Slot, log: dict[str, Any], c
         getattr(hook(), name)(patch=patch, **call)
 
     return emit
+
+
+def patch_event(
+    hook: Callable[[], Any], kind: str, slot: Slot, call: dict[str, Any] | None = None, **log: Any
+) -> Event:
+    """:func:`event` with the fields every event of *kind* carries (the reason of a skip, the time spent)."""
+    if kind == "skipped":
+        log.setdefault("seconds", round(slot.seconds, 6))
+        log["reason"] = slot.reason
+        call = {"reason": slot.reason}
+    elif kind == "failed":
+        log.setdefault("seconds", round(slot.seconds, 6))
+    return event(hook, kind, slot, log, call or {})
 
 
 def emit_all(events: list[Event]) -> None:

@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from typing import Any, final
 
 from . import _env, _explain, _log, _scope, _usage
-from ._decide import Slot, decide, select
+from ._apply import revert, settle
+from ._decide import Slot, decide, plan, select
 from ._errors import ConfigurationError, PatchFailedError
-from ._events import Event, emit_all, event, log_traceback
+from ._events import Event, emit_all, log_traceback, patch_event
 from ._followers import Followers
 from ._importer import Finder
 from ._plugins import Collected, Plugins
@@ -119,7 +120,7 @@ class Runtime:
                 slot.active, slot.reason = decision.active, decision.reason
                 if not decision.active:
                     slot.state = "skipped"
-                    events.append(self._event("skipped", slot))
+                    events.append(patch_event(self._hook, "skipped", slot))
                     continue
                 for name in patch.modules:
                     self._by_module.setdefault(name, []).append(slot)
@@ -159,11 +160,11 @@ class Runtime:
             reverted: dict[str, Slot] = {}
             while self._applied:
                 slot, shims = self._applied.pop()
-                _revert(shims, slot.patch.id)
+                revert(shims, slot.patch.id)
                 reverted[slot.patch.id] = slot
             for slot in reverted.values():
                 slot.state, slot.reason = "reverted", "hotfix.disable() removed its shims"
-                events.append(self._event("reverted", slot, module=",".join(slot.modules), seconds=0.0))
+                events.append(patch_event(self._hook, "reverted", slot, module=",".join(slot.modules), seconds=0.0))
             for slot in self.slots.values():
                 slot.active = False
             self._internal.revert()
@@ -175,6 +176,9 @@ class Runtime:
         emit_all(events)
 
     # -- applying --------------------------------------------------------------------
+
+    def _hook(self) -> Any:
+        return self.plugins.manager().hook
 
     def _watching(self, name: str) -> bool:
         return self.enabled and self.finder is not None and self.finder.watches(name)
@@ -209,7 +213,7 @@ class Runtime:
                 if not inside:
                     slot.active = False
                     slot.state, slot.reason = "skipped", f"{patch.distribution} {why}"
-                    skipped = self._event("skipped", slot, module=name)
+                    skipped = patch_event(self._hook, "skipped", slot, module=name)
         if skipped is not None:
             emit_all([skipped])
             return
@@ -234,34 +238,12 @@ class Runtime:
                     patch.apply(module, shims)
                 except Exception as raised:  # noqa: BLE001 - see above
                     error = raised
-            events = self._settle(slot, shims, module, name, error, present, detail, started)
+            applied, events = settle(self._hook, slot, shims, module, name, error, (present, detail), started)
+            if applied:
+                self._applied.append((slot, shims))
         emit_all(events)
         if error is not None and self.strict:
             raise PatchFailedError(patch.id, name, error)
-
-    def _settle(
-        self, slot: Slot, shims: Shims, module: types.ModuleType, name: str,
-        error: Exception | None, present: bool, detail: str, started: float,
-    ) -> list[Event]:  # fmt: skip
-        """Record what one application did (under the lock) and return its events."""
-        elapsed = time.perf_counter() - started
-        slot.seconds += elapsed
-        if error is not None:
-            _revert(shims, slot.patch.id)
-            slot.state, slot.error = "failed", f"{type(error).__name__}: {error}"
-            slot.reason = f"raised while applied on {name}; its changes were undone"
-            return [self._event("failed", slot, {"error": error}, module=name, error=slot.error)]
-        if present:
-            self._applied.append((slot, shims))
-            slot.state, slot.reason = "applied", detail
-            if name not in slot.modules:
-                slot.modules.append(name)
-            call = {"module": module, "seconds": elapsed}
-            return [self._event("applied", slot, call, module=name, seconds=round(elapsed, 6), detail=detail)]
-        if slot.state == "pending":
-            slot.state, slot.reason = "skipped", f"probe: {detail}"
-            return [self._event("skipped", slot, module=name)]
-        return []
 
     def _subclass_failed(self, shims: Shims, cls: type, error: BaseException) -> None:
         slot = self.slots.get(shims.patch_id)
@@ -276,15 +258,6 @@ class Runtime:
         if self.strict:
             raise PatchFailedError(shims.patch_id, target, error)
 
-    def _event(self, kind: str, slot: Slot, call: dict[str, Any] | None = None, **log: Any) -> Event:
-        if kind == "skipped":
-            log.setdefault("seconds", round(slot.seconds, 6))
-            log["reason"] = slot.reason
-            call = {"reason": slot.reason}
-        elif kind == "failed":
-            log.setdefault("seconds", round(slot.seconds, 6))
-        return event(lambda: self.manager().hook, kind, slot, log, call or {})
-
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> Status:
@@ -295,35 +268,14 @@ class Runtime:
             for slot, shims in self._applied:
                 changes.setdefault(slot.patch.id, []).extend(shims.changes)
             for patch in patches:
-                used_by = _usage.USED.get(patch.id)
-                if used_by is None and patch.id in changes:
-                    used_by = _usage.scan_values(patch.id, changes[patch.id])
-                patch.used, patch.used_by = used_by is not None, used_by or ""
+                patch.used_by = _usage.used_by(patch.id, changes.get(patch.id, ())) or ""
+                patch.used = bool(patch.used_by)
             versions = {p.distribution: installed_version(p.distribution) for p in collected.patches}
             return Status(self.enabled, self.strict, patches, versions, list(collected.errors))
 
     def plan(self, selection: Sequence[str] | None) -> list[PatchStatus]:
         """What each patch would do in this environment if hotfix were enabled now."""
-        collected = self.collected()
-        chosen = select(collected.patches, selection if selection is not None else _env.patch_selection())
-        plans = []
-        for patch in collected.patches:
-            slot = Slot(patch)
-            slot.version = installed_version(patch.distribution)
-            decision = decide(patch, chosen[patch.id], slot.version)
-            if not decision.active or not decision.installed:
-                slot.state = "skipped"
-                slot.reason = decision.reason if decision.installed else f"{patch.distribution} not installed"
-            else:
-                why = gate(patch.affected, slot.version)[1]
-                slot.reason = f"{patch.distribution} {why}: will probe when {' or '.join(patch.triggers)} is imported"
-            plans.append(slot.status())
-        return plans
-
-
-def _revert(shims: Shims, patch_id: str) -> None:
-    for warning in shims.revert():
-        _log.emit("warning", "patch.revert_incomplete", patch=patch_id, detail=warning)
+        return plan(self.collected().patches, selection if selection is not None else _env.patch_selection())
 
 
 def _declare_legacy(legacy: Sequence[str] | None, strict: bool) -> None:

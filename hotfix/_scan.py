@@ -367,6 +367,104 @@ class _Module:
         self.opaque = False  # a module __getattr__ or a star import that cannot be read
 
 
+def _read_stub(path: Path, name: str, info: _Module) -> None:
+    source = path.read_bytes()
+    for pattern in (_STUB_NAME, _STUB_REEXPORT):
+        info.names.update((first or second).decode() for first, second in pattern.findall(source))
+    package = name if path.name == "__init__.pyi" else name.rpartition(".")[0]
+    for module in _STUB_STAR.findall(source):
+        text = module.decode()
+        dots = len(text) - len(text.lstrip("."))
+        if dots:
+            base = package.split(".")
+            text = ".".join(base[: len(base) - dots + 1] + ([text[dots:]] if text[dots:] else []))
+        info.stars.append(text)
+
+
+def _read_source(path: Path, name: str, info: _Module) -> None:
+    source = path.read_bytes()
+    tree = ast.parse(source)
+    info.lazy = re.search(rb"sys\.modules\[__name__\]\s*=", source) is not None  # replaces itself
+    info.source = source
+    info.opaque = info.opaque or b"globals()[" in source  # names bound at run time
+    package = name if path.name in ("__init__.py", "__init__.pyi") else name.rpartition(".")[0]
+
+    def absolute(node: ast.ImportFrom) -> str:
+        if not node.level:
+            return node.module or ""
+        base = package.split(".")
+        base = base[: len(base) - node.level + 1]
+        return ".".join(base + ([node.module] if node.module else []))
+
+    def dynamic_star(node: ast.For) -> None:
+        """``for n in dir(M): globals()[n] = ...`` re-exports M (torch does so with _VariableFunctions)."""
+        call = node.iter
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "dir"):
+            return
+        if not call.args or not any(
+            isinstance(t, ast.Subscript) and isinstance(t.value, ast.Call)
+            and isinstance(t.value.func, ast.Name) and t.value.func.id == "globals"
+            for item in ast.walk(node) if isinstance(item, ast.Assign) for t in item.targets
+        ):  # fmt: skip
+            return
+        parts: list[str] = []
+        target = call.args[0]
+        while isinstance(target, ast.Attribute):
+            parts.insert(0, target.attr)
+            target = target.value
+        if isinstance(target, ast.Name):
+            origin = info.origins.get(target.id, "").replace(":", ".")
+            info.stars.append(".".join([origin or f"{package}.{target.id}", *parts]))
+
+    def walk(statements: Iterable[ast.stmt]) -> None:
+        for node in statements:
+            if isinstance(node, ast.For):
+                dynamic_star(node)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                info.names.add(node.name)
+                if isinstance(node, ast.ClassDef):
+                    info.classes.setdefault(node.name, node)
+                if node.name == "__getattr__":
+                    info.opaque = True
+            elif isinstance(node, ast.Import):
+                info.names.update(a.asname or _root(a.name) for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    if alias.name == "*":
+                        info.stars.append(absolute(node))
+                    else:
+                        info.names.add(alias.asname or alias.name)
+                        info.origins.setdefault(alias.asname or alias.name, f"{absolute(node)}:{alias.name}")
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):  # Old = New
+                    for target in targets:
+                        if isinstance(target, ast.Name) and target.id != node.value.id:
+                            info.origins.setdefault(target.id, f"{name}:{node.value.id}")
+                for target in targets:
+                    for item in ast.walk(target):
+                        if isinstance(item, ast.Name):
+                            info.names.add(item.id)
+                if (
+                    isinstance(node, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+                    and isinstance(node.value, (ast.List, ast.Tuple))
+                    and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.value.elts)
+                ):
+                    info.public = {str(e.value) for e in node.value.elts if isinstance(e, ast.Constant)}
+                elif any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+                    info.public = None  # computed: every public name counts
+            for block in ("body", "orelse", "finalbody", "handlers"):
+                children = getattr(node, block, None)
+                if children and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    walk(child for child in children if isinstance(child, ast.stmt))
+                    for handler in children:
+                        if isinstance(handler, ast.ExceptHandler):
+                            walk(handler.body)
+
+    walk(tree.body)
+
+
 class _Library:
     """Static answers from the libraries' source files, without importing them.
 
@@ -423,11 +521,11 @@ class _Library:
                 # A stub (of a compiled module) is read for what it names at its top level; it may be
                 # incomplete, so what it does not name is asked. torch's are megabytes: no AST for them.
                 with contextlib.suppress(OSError):
-                    self._read_stub(path, name, info)
+                    _read_stub(path, name, info)
                 info.opaque = True
             else:
                 try:
-                    self._read(path, name, info)
+                    _read_source(path, name, info)
                 except (SyntaxError, ValueError, OSError):
                     info.opaque = True
         elif path == "extension":
@@ -435,102 +533,6 @@ class _Library:
             info.opaque = True
         self.modules[name] = info
         return info
-
-    def _read_stub(self, path: Path, name: str, info: _Module) -> None:
-        source = path.read_bytes()
-        for pattern in (_STUB_NAME, _STUB_REEXPORT):
-            info.names.update((first or second).decode() for first, second in pattern.findall(source))
-        package = name if path.name == "__init__.pyi" else name.rpartition(".")[0]
-        for module in _STUB_STAR.findall(source):
-            text = module.decode()
-            dots = len(text) - len(text.lstrip("."))
-            if dots:
-                base = package.split(".")
-                text = ".".join(base[: len(base) - dots + 1] + ([text[dots:]] if text[dots:] else []))
-            info.stars.append(text)
-
-    def _read(self, path: Path, name: str, info: _Module) -> None:
-        source = path.read_bytes()
-        tree = ast.parse(source)
-        info.lazy = re.search(rb"sys\.modules\[__name__\]\s*=", source) is not None  # replaces itself
-        info.source = source
-        info.opaque = info.opaque or b"globals()[" in source  # names bound at run time
-        package = name if path.name in ("__init__.py", "__init__.pyi") else name.rpartition(".")[0]
-
-        def absolute(node: ast.ImportFrom) -> str:
-            if not node.level:
-                return node.module or ""
-            base = package.split(".")
-            base = base[: len(base) - node.level + 1]
-            return ".".join(base + ([node.module] if node.module else []))
-
-        def dynamic_star(node: ast.For) -> None:
-            """``for n in dir(M): globals()[n] = ...`` re-exports M (torch does so with _VariableFunctions)."""
-            call = node.iter
-            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "dir"):
-                return
-            if not call.args or not any(
-                isinstance(t, ast.Subscript) and isinstance(t.value, ast.Call)
-                and isinstance(t.value.func, ast.Name) and t.value.func.id == "globals"
-                for item in ast.walk(node) if isinstance(item, ast.Assign) for t in item.targets
-            ):  # fmt: skip
-                return
-            parts: list[str] = []
-            target = call.args[0]
-            while isinstance(target, ast.Attribute):
-                parts.insert(0, target.attr)
-                target = target.value
-            if isinstance(target, ast.Name):
-                origin = info.origins.get(target.id, "").replace(":", ".")
-                info.stars.append(".".join([origin or f"{package}.{target.id}", *parts]))
-
-        def walk(statements: Iterable[ast.stmt]) -> None:
-            for node in statements:
-                if isinstance(node, ast.For):
-                    dynamic_star(node)
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    info.names.add(node.name)
-                    if isinstance(node, ast.ClassDef):
-                        info.classes.setdefault(node.name, node)
-                    if node.name == "__getattr__":
-                        info.opaque = True
-                elif isinstance(node, ast.Import):
-                    info.names.update(a.asname or _root(a.name) for a in node.names)
-                elif isinstance(node, ast.ImportFrom):
-                    for alias in node.names:
-                        if alias.name == "*":
-                            info.stars.append(absolute(node))
-                        else:
-                            info.names.add(alias.asname or alias.name)
-                            info.origins.setdefault(alias.asname or alias.name, f"{absolute(node)}:{alias.name}")
-                elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                    if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):  # Old = New
-                        for target in targets:
-                            if isinstance(target, ast.Name) and target.id != node.value.id:
-                                info.origins.setdefault(target.id, f"{name}:{node.value.id}")
-                    for target in targets:
-                        for item in ast.walk(target):
-                            if isinstance(item, ast.Name):
-                                info.names.add(item.id)
-                    if (
-                        isinstance(node, ast.Assign)
-                        and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
-                        and isinstance(node.value, (ast.List, ast.Tuple))
-                        and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.value.elts)
-                    ):
-                        info.public = {str(e.value) for e in node.value.elts if isinstance(e, ast.Constant)}
-                    elif any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
-                        info.public = None  # computed: every public name counts
-                for block in ("body", "orelse", "finalbody", "handlers"):
-                    children = getattr(node, block, None)
-                    if children and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                        walk(child for child in children if isinstance(child, ast.stmt))
-                        for handler in children:
-                            if isinstance(handler, ast.ExceptHandler):
-                                walk(handler.body)
-
-        walk(tree.body)
 
     def has(self, module: str, name: str, depth: int = 0) -> bool | None:
         """Whether ``module`` binds ``name``: True, False, or None when reading cannot tell."""

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["USED", "hit", "scan_values", "clear"]
+__all__ = ["USED", "clear", "hit", "scan_values", "used_by"]
 
 USED: dict[str, str] = {}
 """patch id -> what used it first (a shim called, a class changed, a module imported)."""
@@ -51,3 +52,11 @@ def scan_values(patch_id: str, changes: list[Any]) -> str | None:
             if namespace.get(change.attribute) is installed:  # `from owner import name` in legacy code
                 return f"{short(module.__name__)} imports {change.describe()}"
     return None
+
+
+def used_by(patch_id: str, changes: Iterable[Any]) -> str | None:
+    """How code in this process used the patch: its mark, else what :func:`scan_values` finds, else ``None``."""
+    mark = USED.get(patch_id)
+    if mark is None and changes:
+        mark = scan_values(patch_id, list(changes))
+    return mark

@@ -1,0 +1,52 @@
+"""Applying one patch to one module: what it did, recorded on its slot, and its events.
+
+The runtime probes outside its lock (a probe may import) and applies under
+it; :func:`settle` records the outcome under the lock. A patch that raised
+has every change it made undone before anything else sees them.
+"""
+
+from __future__ import annotations
+
+import time
+import types
+from collections.abc import Callable
+from typing import Any
+
+from . import _log
+from ._decide import Slot
+from ._events import Event, patch_event
+from ._patch import Finding
+from ._shims import Shims
+
+__all__ = ["revert", "settle"]
+
+
+def revert(shims: Shims, patch_id: str) -> None:
+    """Undo every change of *shims*, logging what could only be partly undone."""
+    for warning in shims.revert():
+        _log.emit("warning", "patch.revert_incomplete", patch=patch_id, detail=warning)
+
+
+def settle(
+    hook: Callable[[], Any], slot: Slot, shims: Shims, module: types.ModuleType, name: str,
+    error: Exception | None, finding: Finding, started: float,
+) -> tuple[bool, list[Event]]:  # fmt: skip
+    """Record what one application did; ``(applied, events)``. Call it under the runtime's lock."""
+    present, detail = finding
+    elapsed = time.perf_counter() - started
+    slot.seconds += elapsed
+    if error is not None:
+        revert(shims, slot.patch.id)
+        slot.state, slot.error = "failed", f"{type(error).__name__}: {error}"
+        slot.reason = f"raised while applied on {name}; its changes were undone"
+        return False, [patch_event(hook, "failed", slot, {"error": error}, module=name, error=slot.error)]
+    if present:
+        slot.state, slot.reason = "applied", detail
+        if name not in slot.modules:
+            slot.modules.append(name)
+        call = {"module": module, "seconds": elapsed}
+        return True, [patch_event(hook, "applied", slot, call, module=name, seconds=round(elapsed, 6), detail=detail)]
+    if slot.state == "pending":
+        slot.state, slot.reason = "skipped", f"probe: {detail}"
+        return False, [patch_event(hook, "skipped", slot, module=name)]
+    return False, []
