@@ -24,7 +24,7 @@ import types
 from collections.abc import Sequence
 from typing import Any, final
 
-from . import _env, _explain, _log, _scope, _usage
+from . import _env, _explain, _introspect, _log, _scope, _usage
 from ._apply import revert, settle
 from ._decide import Slot, decide, plan, select
 from ._errors import ConfigurationError, PatchFailedError
@@ -170,6 +170,7 @@ class Runtime:
             self._internal.revert()
             _explain.remove_hooks()
             _usage.clear()
+            _introspect.clear_caches()
             _restore_environ(self._environ)
             self._environ = {}
             _scope.declare_legacy(())

@@ -20,7 +20,8 @@ What is here:
 * the declaration types, :class:`Patch` and :data:`Finding`;
 * legacy scope: :func:`is_legacy`, :func:`declared_legacy`,
   :func:`called_from_legacy`, :func:`called_into_from_legacy`,
-  :func:`caller_frame`;
+  :func:`caller_frame`; what the caller does with a shim's result, read
+  from its bytecode: :func:`result_unpacked`, :func:`result_tested_for_none`;
 * the recurring patterns as primitives: :func:`on_legacy_subclass` (act on the
   classes legacy code defines, never on the library's own),
   :func:`wrap_outermost_init` (run code once per instance, around the
@@ -40,8 +41,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ._errors import ConfigurationError, HotfixError, PatchFailedError, RegistryError
+from ._introspect import (
+    called_from_legacy,
+    called_into_from_legacy,
+    caller_frame,
+    result_tested_for_none,
+    result_unpacked,
+)
 from ._patch import Apply, Finding, Patch, Probe
-from ._scope import called_from_legacy, called_into_from_legacy, caller_frame, declared_legacy, is_legacy
+from ._scope import declared_legacy, is_legacy
 from ._shims import MISSING, Change, Shims, WrapperFunction
 from ._subclass import all_subclasses
 
@@ -65,6 +73,8 @@ __all__ = [
     "declared_legacy",
     "is_legacy",
     "on_legacy_subclass",
+    "result_tested_for_none",
+    "result_unpacked",
     "takes",
     "wrap_outermost_init",
 ]

@@ -26,49 +26,23 @@ code already fixed for 5.23 (``if max_length < 0``) keeps ``-1``.
 
 from __future__ import annotations
 
-import dis
 import types
 from typing import Any
 
-from hotfix.authoring import Finding, Shims, all_subclasses, called_from_legacy, caller_frame, is_legacy
-
-_EXPECTS_NONE: dict[tuple[types.CodeType, int], bool] = {}
-
-
-def _compares_with_none(code: types.CodeType, lasti: int) -> bool:
-    """Whether the value returned by the call at *lasti* is compared with None by the calling code."""
-    instructions = list(dis.get_instructions(code))
-    after = next((i for i, ins in enumerate(instructions) if ins.offset > lasti), len(instructions))
-    following = instructions[after : after + 3]
-    if following and following[0].opname in ("STORE_FAST", "STORE_NAME", "STORE_DEREF"):
-        # The first use of the stored value decides: a None test is the legacy
-        # contract; a comparison with a number (``< 0``) is code already fixed.
-        variable = following[0].argval
-        for index in range(after + 1, len(instructions) - 1):
-            ins = instructions[index]
-            if ins.opname in ("LOAD_FAST", "LOAD_NAME", "LOAD_DEREF") and ins.argval == variable:
-                return _tests_none(instructions[index + 1 : index + 3])
-        return False
-    return _tests_none(following)
-
-
-def _tests_none(window: list[dis.Instruction]) -> bool:
-    if window and "NONE" in window[0].opname:  # POP_JUMP_*_IF_NONE / IF_NOT_NONE
-        return True
-    return any(w.opname == "LOAD_CONST" and w.argval is None for w in window) and any(
-        w.opname in ("IS_OP", "COMPARE_OP") for w in window
-    )
+from hotfix.authoring import (
+    Finding,
+    Shims,
+    all_subclasses,
+    called_from_legacy,
+    caller_frame,
+    is_legacy,
+    result_tested_for_none,
+)
 
 
 def _legacy_caller_expects_none() -> bool:
     frame = caller_frame(2)
-    if frame is None or not is_legacy(frame.f_globals.get("__name__", "")):
-        return False
-    key = (frame.f_code, frame.f_lasti)
-    answer = _EXPECTS_NONE.get(key)
-    if answer is None:
-        answer = _EXPECTS_NONE[key] = _compares_with_none(frame.f_code, frame.f_lasti)
-    return answer
+    return frame is not None and is_legacy(frame.f_globals.get("__name__", "")) and result_tested_for_none(frame)
 
 
 def _no_maximum_as_none(value: Any) -> Any:

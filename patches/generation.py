@@ -36,32 +36,14 @@ cache to the model, as 4.x did.
 
 from __future__ import annotations
 
-import dis
 import inspect
 import types
 import weakref
 from typing import Any
 
-from hotfix.authoring import Finding, Shims, caller_frame, is_legacy, on_legacy_subclass, takes
+from hotfix.authoring import Finding, Shims, caller_frame, is_legacy, on_legacy_subclass, result_unpacked, takes
 
 _CACHE_NAMES = ("past_key_values", "mems", "past_buckets_states", "cache_params")
-_UNPACKS: dict[tuple[types.CodeType, int], bool] = {}
-
-
-def _unpacks_pair(frame: types.FrameType | None) -> bool:
-    """Whether the call being executed in *frame* has its result unpacked into exactly two names."""
-    if frame is None:
-        return False
-    key = (frame.f_code, frame.f_lasti)
-    answer = _UNPACKS.get(key)
-    if answer is None:
-        # f_lasti is the call instruction or, on 3.11+, one of the inline cache
-        # entries that follow it (dis does not list those): the instruction the
-        # result goes to is the first one listed after f_lasti.
-        following = next((i for i in dis.get_instructions(frame.f_code) if i.offset > frame.f_lasti), None)
-        answer = following is not None and following.opname == "UNPACK_SEQUENCE" and following.arg == 2
-        _UNPACKS[key] = answer
-    return answer
 
 
 def _past_from(outputs: Any) -> tuple[str, Any]:
@@ -83,7 +65,7 @@ def extract_past_from_model_output(self: Any, outputs: Any, standardize_cache_fo
     name, past = _past_from(outputs)
     if standardize_cache_format and past is not None and hasattr(self, "_convert_to_standard_cache"):
         past = self._convert_to_standard_cache(past, batch_size=outputs.logits.shape[0])
-    if _unpacks_pair(caller_frame(2)):
+    if result_unpacked(caller_frame(2), 2):
         return name, past
     return past
 
