@@ -184,8 +184,8 @@ def _first_use_tests_none(instructions: Sequence[dis.Instruction], name: str) ->
         where = _load(instruction, name)
         if where is not None and not _builds_closure(instructions[index + 1 : index + 3]):
             return where == "top" and _tests_none(instructions[index + 1 : index + 3])
-        if _stored_name(instruction) == name:
-            return False  # overwritten before any use
+        # A store of the same name is not an end: bytecode order is not execution order, and the store may be
+        # the other branch of an if/else that assigns the variable too.
     return None
 
 

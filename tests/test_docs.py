@@ -69,3 +69,10 @@ def test_the_worked_pack_in_the_authors_guide_is_what_hotfix_new_writes(tmp_path
 def test_docs_link_to_nothing_outside_the_repository() -> None:
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         assert "../shared" not in path.read_text(encoding="utf-8"), path
+
+
+def test_the_architecture_page_places_every_framework_module() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for path in sorted((ROOT / "hotfix").glob("*.py")):
+        if path.name not in ("__main__.py",):
+            assert f"`{path.name}`" in page or f"`hotfix/{path.name}`" in page, path.name

@@ -45,12 +45,12 @@ TESTED_FOR_NONE = {
     "equality": "m = c.call()\nif m == None:\n    pass",
     "conditional-expression": "m = c.call() if c is not None else None\nif m is None:\n    pass",
     "nested-function": "m = c.call()\ndef inner():\n    return m is None\ninner()",
+    "if-else-branches": "if c:\n    m = c.call()\nelse:\n    m = None\nif m is None:\n    pass",  # ChatGLM3-style
     "pair-load": "m = c.call()\nother = 1\nx = (other, m is None)",
 }
 NOT_TESTED_FOR_NONE = {
     "number": "m = c.call()\nif m < 0:\n    pass",
     "arithmetic": "n = c.call() + 1",
-    "overwritten": "m = c.call()\nm = 3\nif m is None:\n    pass",
     "returned": "return c.call()",
     "used-before-test": "m = c.call()\nprint_ = [m]\nif m is None:\n    pass",
     "copied-first": "m = c.call(); m2 = m\nif m2 is None:\n    pass",  # the first use decides
