@@ -28,6 +28,7 @@ def _list(as_json: bool) -> int:
             {
                 "id": plan.id, "summary": patch.summary, "shape": patch.shape, "distribution": patch.distribution,
                 "affected": str(patch.affected), "installed": plan.version, "catalog": list(patch.catalog),
+                "reproducer": patch.reproducer,
                 "default": patch.default, "unsafe": patch.unsafe, "source": patch.source,
                 "would": "probe and apply" if plan.state == "pending" else "skip", "why": plan.reason,
             }

@@ -105,6 +105,11 @@ class Patch:
     catalog: tuple[str, ...] = ()
     error: str = ""
     limits: str = ""
+    reproducer: str = ""
+    """Where hotfix's tests reproduce the break: ``scenario:NAME`` (tests/scenario.py), ``package:NAME/PART``
+    (a fixture package), ``autogptq:STAGE`` (the auto-gptq flow)."""
+    fails_with: str = ""
+    """What the reproducer fails with without the patch, when it is not ``error`` (``|`` separates alternatives)."""
     source: str = ""
     details: dict[str, Any] = field(default_factory=dict, compare=False)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, final
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from ._errors import RegistryError
 from ._patch import Patch, Ref
@@ -45,8 +46,10 @@ _KINDS = ("value", "function", "method", "property", "classmethod", "staticmetho
 
 _COMMON = {
     "id", "summary", "distribution", "affected", "shape", "links", "default", "unsafe",
-    "catalog", "error", "limits", "probe", "scan",
+    "catalog", "error", "limits", "probe", "scan", "reproducer", "fails_with",
 }  # fmt: skip
+_REPRODUCER = re.compile(r"^(scenario:[a-z0-9_,-]+|package:[a-z0-9_]+/(model|tokenizer|processor)|autogptq:[a-z_]+)$")
+_INHERITED = ("summary", "distribution", "affected", "error")
 _SHAPE_KEYS: dict[str, tuple[set[str], set[str]]] = {
     # shape: (required keys, optional keys)
     "moved-name": ({"owner", "name", "target"}, set()),
@@ -127,6 +130,7 @@ def _describe(pattern: re.Pattern[str]) -> str:
         _MODULE: "module name",
         _REF: "reference 'module:attribute'",
         _OWNER: "owner 'module' or 'module:Class'",
+        _REPRODUCER: "reproducer ('scenario:NAME', 'package:NAME/PART' or 'autogptq:STAGE')",
         _SCAN: "scan trigger (import:, uses:, attr:, subscript:, keyword:, subclass:, override:, class-list:, "
         "lacks:, nocall:; see docs/patch-authors.md)",
     }.get(pattern, "value")
@@ -171,6 +175,8 @@ def patch_from_mapping(raw: Any, source: str, position: int) -> Patch:
         "error": entry.string("error", required=False) or "",
         "limits": entry.string("limits", required=False) or "",
         "scan": entry.strings("scan", _SCAN),
+        "reproducer": entry.string("reproducer", required=False, pattern=_REPRODUCER) or "",
+        "fails_with": entry.string("fails_with", required=False) or "",
         "source": source,
     }
     probe_ref = entry.string("probe", required=shape == "code", pattern=_REF)
@@ -271,13 +277,74 @@ def load_toml(text: str, source: str) -> tuple[list[Patch], list[Break]]:
     known = {b.id for b in breaks}
     if len(known) != len(breaks):
         raise RegistryError(source, "(file)", "break ids must be unique")
-    patches = [patch_from_mapping(raw, source, i + 1) for i, raw in enumerate(raw_patches)]
+    by_id = {b.id: b for b in breaks}
+    patches = [
+        patch_from_mapping(_inherit(raw, by_id, source, i + 1), source, i + 1) for i, raw in enumerate(raw_patches)
+    ]
     for patch in patches:
         for catalog_id in patch.catalog:
             if catalog_id not in known:
                 raise RegistryError(source, repr(patch.id), f"'catalog' names unknown break {catalog_id!r}")
+            _check_narrows(patch, by_id[catalog_id], source)
     check_unique(patches)
     return patches, breaks
+
+
+def _inherit(raw: Any, breaks: Mapping[str, Break], source: str, position: int) -> Any:
+    """A patch entry with the facts it leaves out taken from the one break its ``catalog`` names.
+
+    ``summary``, ``distribution``, ``affected`` and ``error`` live on the
+    ``[[break]]`` row; a patch states them only to narrow them (a smaller
+    range, the message of its own shape of the break).
+    """
+    if not isinstance(raw, Mapping):
+        return raw
+    catalog = raw.get("catalog")
+    names = [catalog] if isinstance(catalog, str) else catalog
+    if not isinstance(names, list) or len(names) != 1 or names[0] not in breaks:
+        return raw
+    known = breaks[names[0]]
+    values = {"summary": known.summary, "distribution": known.distribution, "affected": str(known.affected),
+              "error": known.error}  # fmt: skip
+    merged = dict(raw)
+    for key in _INHERITED:
+        if key not in merged and values[key]:
+            merged[key] = values[key]
+    return merged
+
+
+def _boundaries(*specifiers: SpecifierSet) -> list[Version]:
+    """Versions at and next to every bound of the specifiers: where two ranges can differ."""
+    found = {Version("0.1"), Version("999.0")}
+    for specifier in specifiers:
+        for item in specifier:
+            text = item.version.removesuffix(".*")
+            try:
+                bound = Version(text)
+            except InvalidVersion:
+                continue
+            major, minor, micro = (*bound.release, 0, 0)[:3]
+            found.update({bound, Version(f"{major}.{minor}.{micro + 1}"), Version(f"{major}.{minor + 1}")})
+            found.add(Version(f"{major}.{minor - 1}.99") if minor else Version(f"{max(major - 1, 0)}.99"))
+            found.add(Version(f"{major}.{minor}.{micro}.post1"))
+    return sorted(found)
+
+
+def _check_narrows(patch: Patch, known: Break, source: str) -> None:
+    """A patch's distribution is its break's, and its range lies inside the break's."""
+    if patch.distribution != known.distribution:
+        raise RegistryError(
+            source, repr(patch.id), f"'distribution' {patch.distribution!r} differs from break {known.id}'s "
+            f"{known.distribution!r}; a patch may only narrow its break",
+        )  # fmt: skip
+    for version in _boundaries(patch.affected, known.affected):
+        if patch.affected.contains(version, prereleases=True) and not known.affected.contains(
+            version, prereleases=True
+        ):
+            raise RegistryError(
+                source, repr(patch.id), f"'affected' {patch.affected} includes {version}, outside break "
+                f"{known.id}'s range {known.affected}; a patch may only narrow its break (widen the break row)",
+            )  # fmt: skip
 
 
 def check_patch(obj: Any, source: str, position: int) -> Patch:

@@ -42,9 +42,12 @@ def render() -> str:
         "# Patches",
         "",
         "Generated from `registry.toml` by `scripts/gen_patches_doc.py`; a test fails when this page is stale.",
+        "The test column is each patch's reproducer in hotfix's own tests (`scenario:NAME` in `tests/scenario.py`,",
+        "`package:NAME/PART` a fixture package, `autogptq:STAGE` the auto-gptq flow); "
+        "`pytest tests -k PATCH-ID` runs its check.",
         "",
-        "| id | break | affected | what users saw | shim | links | limits |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| id | break | affected | what users saw | shim | test | links | limits |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for patch in patches:
         links = " ".join(f"[{i + 1}]({link})" for i, link in enumerate(patch.links))
@@ -53,7 +56,7 @@ def render() -> str:
         lines.append(
             f"| `{patch.id}`{flags} | {', '.join(patch.catalog)}: {_cell(patch.summary)} "
             f"| {patch.distribution} `{patch.affected}` | `{_cell(patch.error)}` | {patch.shape} "
-            f"| {links} | {_cell(patch.limits)} |"
+            f"| `{patch.reproducer}` | {links} | {_cell(patch.limits)} |"
         )
     covered = {c for p in patches for c in p.catalog}
     lines += ["", "## Catalog rows without a patch yet", "", "| break | affected | summary |", "| --- | --- | --- |"]

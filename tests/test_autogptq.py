@@ -38,18 +38,22 @@ FLOW = TESTS / "gptq_flow.py"
 PATCHES = {p.id: p for p in load_toml(registry_text(), "registry.toml")[0]}
 STAGES = ["import", "quantize", "from_quantized", "forward", "generate"]
 
-# patch id -> (the stage where its break shows, what users saw), in the order auto-gptq meets them.
+# patch id -> (the stage where its break shows, what users saw), in the order auto-gptq meets them: the
+# patches whose reproducer is this flow (`reproducer = "autogptq:STAGE"` in registry.toml), and patches the
+# flow meets too, whose own reproducer is a scenario (with the message auto-gptq's code gets).
 CANNOT_IMPORT = "ImportError: cannot import name"
-REPRODUCERS: dict[str, tuple[str, str]] = {
+ALSO_MET: dict[str, tuple[str, str]] = {
     "m3-no-init-weights": ("import", f"{CANNOT_IMPORT} 'no_init_weights' from 'transformers.modeling_utils'"),
     "h1-hub-create-commit": ("import", f"{CANNOT_IMPORT} 'create_commit' from 'transformers.utils.hub'"),
     "h1-hub-create-repo": ("import", f"{CANNOT_IMPORT} 'create_repo' from 'transformers.utils.hub'"),
-    "p1-peft-type-to-model-mapping": ("import", f"{CANNOT_IMPORT} 'PEFT_TYPE_TO_MODEL_MAPPING' from 'peft.peft_model'"),
-    "m24-from-pretrained-hub-keywords": (
-        "quantize",
-        "TypeError: LlamaForCausalLM.__init__() got an unexpected keyword argument 'resume_download'",
-    ),
-    "m8-auto-gptq-layer-outputs": ("quantize", "RuntimeError: The size of tensor a"),
+}
+REPRODUCERS: dict[str, tuple[str, str]] = {
+    **ALSO_MET,
+    **{
+        p.id: (p.reproducer.removeprefix("autogptq:"), p.fails_with or p.error)
+        for p in PATCHES.values()
+        if p.reproducer.startswith("autogptq:")
+    },
 }
 
 

@@ -61,18 +61,12 @@ def reference(name: str, part: str) -> dict[str, Any]:
     return data[part]
 
 
-# patch id -> (package, part, what users saw; "!" for a silent break: other numbers)
+# patch id -> (package, part, what it fails with; "!" for a silent break: other numbers), from each patch's
+# `reproducer = "package:NAME/PART"` and `fails_with` in registry.toml.
 PACKAGE_REPRODUCERS: dict[str, tuple[str, str, str]] = {
-    "m2-legacy-post-init": ("legacy_glm", "model", "has no attribute 'all_tied_weights_keys'"),
-    "m2-legacy-tie-weights": ("legacy_baichuan", "model", "tie_weights() got an unexpected keyword argument"),
-    # 5.0-5.x: Qwen's plain tensor attributes stay on meta; RoPE buffers of the others are silently garbage.
-    "m25-legacy-meta-init": ("legacy_qwen", "model", "Tensor on device meta is not on the expected device"),
-    "g11-legacy-position-ids": ("legacy_baichuan", "model", "must match the size of tensor"),
-    "t5-legacy-special-tokens": ("legacy_qwen", "tokenizer", "type of None unknown"),
-    "t6-legacy-model-input-names": ("legacy_qwen", "tokenizer", "!token_type_ids missing"),
-    "g12-legacy-attention-mask": ("legacy_glm", "model", "'NoneType' object has no attribute 'new_ones'"),
-    # 5.24: the override never sees its cache and feeds the prompt's embeddings again at every step.
-    "g13-legacy-prepare-cache-keyword": ("legacy_internlm2", "model", "must match the size of tensor"),
+    p.id: (*p.reproducer.removeprefix("package:").split("/"), p.fails_with or p.error)  # type: ignore[misc]
+    for p in PATCHES.values()
+    if p.reproducer.startswith("package:")
 }
 
 

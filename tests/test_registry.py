@@ -158,3 +158,50 @@ def test_a_plugin_whose_hook_raises_is_reported(register: Any) -> None:
 
     hotfix.register_plugin(Broken(), name="broken")
     assert "plugin 'broken': hotfix_patches() raised ValueError: no patches today" in hotfix.status().errors
+
+
+BREAK = '[[break]]\nid = "B1"\ndistribution = "fakelib"\naffected = ">=2.0"\nsummary = "moved went to new"\n'
+BREAK += 'error = "ImportError: cannot import name \'moved\'"\n'
+PATCH = '[[patch]]\nid = "x-moved"\nshape = "moved-name"\nowner = "fakelib.core"\nname = "moved"\n'
+PATCH += 'target = "fakelib.new:moved"\ncatalog = ["B1"]\n'
+
+
+def test_a_patch_inherits_its_breaks_summary_range_and_error() -> None:
+    patch = load_toml(BREAK + PATCH, "r.toml")[0][0]
+    assert (patch.summary, patch.distribution, str(patch.affected)) == ("moved went to new", "fakelib", ">=2.0")
+    assert patch.error == "ImportError: cannot import name 'moved'"
+    narrowed = load_toml(BREAK + PATCH + 'affected = ">=2.1,<3"\nsummary = "own words"\n', "r.toml")[0][0]
+    assert str(narrowed.affected) == "<3,>=2.1" and narrowed.summary == "own words"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('affected = ">=1.9"\n', r"'affected' >=1.9 includes 1.9, outside break B1's range >=2.0"),
+        ('affected = "<3"\n', r"outside break B1's range >=2.0"),
+        ('affected = "!=2.5.*"\n', r"outside break B1's range"),
+        ('distribution = "otherlib"\n', r"'distribution' 'otherlib' differs from break B1's 'fakelib'"),
+    ],
+)
+def test_a_patch_may_only_narrow_its_break(extra: str, message: str) -> None:
+    with pytest.raises(RegistryError, match=rf"^r.toml: entry 'x-moved': .*{message}"):
+        load_toml(BREAK + PATCH + extra, "r.toml")
+
+
+def test_every_bundled_patch_names_its_reproducer_and_states_only_what_narrows_its_break() -> None:
+    import tomllib
+
+    raw = tomllib.loads(registry_text())
+    breaks = {b["id"]: b for b in raw["break"]}
+    for entry in raw["patch"]:
+        assert entry.get("reproducer"), entry["id"]
+        known = breaks[entry["catalog"][0]]
+        for key in ("distribution", "affected", "error"):
+            assert entry.get(key) != known.get(key), f"{entry['id']}: {key} repeats break {known['id']}'s; omit it"
+
+
+def test_reproducer_grammar() -> None:
+    for bad in ("m3", "scenario:", "package:legacy_lm", "package:legacy_lm/weights", "pytest:x"):
+        with pytest.raises(RegistryError, match="'reproducer' is not a valid reproducer"):
+            patch_from_mapping({**VALID, "reproducer": bad}, "f.toml", 1)
+    assert patch_from_mapping({**VALID, "reproducer": "package:legacy_qwen/tokenizer"}, "f.toml", 1).reproducer

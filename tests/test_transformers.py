@@ -42,100 +42,12 @@ TOKENIZER_REFERENCE = json.loads((TESTS / "data" / "fixtures" / "legacy_lm" / "r
     "tokenizer"
 ]
 
-# patch id -> (scenario, what users saw on the affected versions)
+# patch id -> (scenario, what it fails with on the affected versions), from each patch's `reproducer` and
+# `fails_with` (else `error`) in registry.toml: the registry entry is the one place a patch's test is named.
 REPRODUCERS: dict[str, tuple[str, str]] = {
-    "m3-no-init-weights": (
-        "m3",
-        "ImportError: cannot import name 'no_init_weights' from 'transformers.modeling_utils'",
-    ),
-    "m14-deepspeed-module": ("m14", "ModuleNotFoundError: No module named 'transformers.deepspeed'"),
-    "g9-generation-utils-module": ("g9", "ModuleNotFoundError: No module named 'transformers.generation_utils'"),
-    "m4-is-torch-fx-available": ("m4", "ImportError: cannot import name 'is_torch_fx_available'"),
-    "m4-is-torch-fx-available-utils": ("m4-utils", "ImportError: cannot import name 'is_torch_fx_available'"),
-    "t3-bytes-to-unicode": ("t3", "ImportError: cannot import name 'bytes_to_unicode'"),
-    "m21-is-tf-available": ("m21", "ImportError: cannot import name 'is_tf_available'"),
-    "m21-is-tf-available-import-utils": ("m21-import-utils", "ImportError: cannot import name 'is_tf_available'"),
-    "m21-is-flax-available": ("m21-flax", "ImportError: cannot import name 'is_flax_available'"),
-    "m16-is-flash-attn-available": ("m16-flash", "ImportError: cannot import name 'is_flash_attn_available'"),
-    "m16-is-torch-tpu-available": ("m16-tpu", "ImportError: cannot import name 'is_torch_tpu_available'"),
-    "h1-hub-create-commit": ("h1-commit", "ImportError: cannot import name 'create_commit'"),
-    "h1-hub-create-repo": ("h1-repo", "ImportError: cannot import name 'create_repo'"),
-    "m1-tied-weights-keys-list": ("legacy_lm", "AttributeError: 'list' object has no attribute 'keys'"),
-    "g1-extract-past-from-model-output": (
-        "legacy_lm",
-        "no attribute '_extract_past_from_model_output'|unexpected keyword argument 'standardize_cache_format'",
-    ),
-    # 4.49-5.22: the method is missing; 5.23+: it returns -1 and the legacy mask slicing breaks the shapes.
-    "g2-cache-get-max-length": ("legacy_lm", "no attribute 'get_max_length'|must match the size of tensor"),
-    "g7-generation-mixin": ("direct", "object has no attribute 'generate'"),
-    "g3-cache-seen-tokens": ("legacy_lm", "AttributeError: 'DynamicCache' object has no attribute 'seen_tokens'"),
-    # No error: with the patch denied the fixture runs, on random weights; see the reference comparison below.
-    "m2-legacy-init-weights": ("legacy_lm", "!tokens differ"),
-    # 4.4x hides the AttributeError behind a protobuf ImportError raised from its except clause.
-    "t1-tokenizer-init-order": (
-        "legacy_tok",
-        "has no attribute 'encoder'|has no attribute encoder|requires the protobuf library",
-    ),
-    "t2-pad-padding-side": ("legacy_tok", "_pad() got an unexpected keyword argument 'padding_side'"),
-    "g4-cache-get-usable-length": ("g4", "object has no attribute 'get_usable_length'"),
-    "m9-llama-expand-mask": ("m9-expand", "ImportError: cannot import name '_expand_mask'"),
-    "m9-llama-make-causal-mask": ("m9-causal", "ImportError: cannot import name '_make_causal_mask'"),
-    "m5-get-head-mask": ("m5-head", "object has no attribute 'get_head_mask'"),
-    # 5.0-5.22: the device is read as the dtype; 5.23+: the method is gone.
-    "m5-get-extended-attention-mask": (
-        "m5-extended",
-        "object has no attribute 'get_extended_attention_mask'|TypeError",
-    ),
-    "m6-llama-attention-classes": ("m6", "ImportError: cannot import name 'LLAMA_ATTENTION_CLASSES'"),
-    "m13-llama-docstrings": ("m13-inputs", "ImportError: cannot import name 'LLAMA_INPUTS_DOCSTRING'"),
-    "m13-llama-start-docstring": ("m13-start", "ImportError: cannot import name 'LLAMA_START_DOCSTRING'"),
-    "m15-adamw": ("m15", "ImportError: cannot import name 'AdamW' from 'transformers'"),
-    "m15-adamw-optimization": ("m15-optimization", "ImportError: cannot import name 'AdamW'"),
-    "g8-logits-warper": ("g8-warper", "ImportError: cannot import name 'LogitsWarper'"),
-    "g8-logits-warper-module": ("g8-warper-module", "ImportError: cannot import name 'LogitsWarper'"),
-    "g8-get-logits-warper": ("g8-get-warper", "object has no attribute '_get_logits_warper'"),
-    "m22-disjunctiveconstraint": ("m22-disjunctive", "ImportError: cannot import name 'DisjunctiveConstraint'"),
-    "m22-phrasalconstraint": ("m22-phrasal", "ImportError: cannot import name 'PhrasalConstraint'"),
-    "m22-constrainedbeamsearchscorer": (
-        "m22-constrained",
-        "ImportError: cannot import name 'ConstrainedBeamSearchScorer'",
-    ),
-    "m22-beamsearchscorer": ("m22-beam", "ImportError: cannot import name 'BeamSearchScorer'"),
-    "m10-shard-checkpoint": ("m10", "ImportError: cannot import name 'shard_checkpoint'"),
-    "g14-generate-output-aliases": (
-        "g14",
-        "ImportError: cannot import name 'GreedySearchDecoderOnlyOutput' from 'transformers.generation.utils'",
-    ),
-    "m27-bloom-expand-mask": ("m27-bloom-expand", "ImportError: cannot import name '_expand_mask'"),
-    "m27-bloom-make-causal-mask": ("m27-bloom-causal", "ImportError: cannot import name '_make_causal_mask'"),
-    "m27-opt-expand-mask": ("m27-opt-expand", "ImportError: cannot import name '_expand_mask'"),
-    "m27-opt-make-causal-mask": ("m27-opt-causal", "ImportError: cannot import name '_make_causal_mask'"),
-    "m28-legacy-config-base-defaults": ("m28", "object has no attribute 'pad_token_id'"),
-    "m30-find-pruneable-heads": ("m30", "ImportError: cannot import name 'find_pruneable_heads_and_indices'"),
-    "m31-is-torch-sdpa-available": ("m31", "ImportError: cannot import name 'is_torch_sdpa_available'"),
-    "m31-is-torch-sdpa-available-import-utils": (
-        "m31-import-utils",
-        "ImportError: cannot import name 'is_torch_sdpa_available'",
-    ),
-    "m32-onnx-module": ("m32", "ModuleNotFoundError: No module named 'transformers.onnx'"),
-    "t7-additional-special-tokens": ("t7", "has no attribute additional_special_tokens"),
-    # Silent for users (wrong logits after from_pretrained); the scenario compares them with the saved model's.
-    "m33-legacy-default-tie": ("m33", "gives other logits than its checkpoint"),
-    "m26-attn-mask-utils-module": (
-        "m26",
-        "ModuleNotFoundError: No module named 'transformers.modeling_attn_mask_utils'",
-    ),
-    "m18-config-generation-defaults": ("m18", "object has no attribute 'max_length'"),
-    "m20-gradient-checkpointing-every-n-layers": ("m20", "unexpected keyword argument 'every_n_layers'"),
-    "g5-dynamic-cache-legacy-api": ("g5", "type object 'DynamicCache' has no attribute 'from_legacy_cache'"),
-    "m19-legacy-rope-scaling": ("m19", "KeyError: 'type'"),
-    # 4.54+: the legacy config lacks what DynamicCache reads; with it, the model cannot index the cache.
-    "g6-legacy-tuple-cache": ("g6", "has no attribute 'num_hidden_layers'|object is not subscriptable"),
-    # 4.45-4.57: generation_config is None; 5.0+: the attribute is missing.
-    "m23-legacy-generation-config": (
-        "m23",
-        "'NoneType' object has no attribute 'max_length'|object has no attribute 'generation_config'",
-    ),
+    p.id: (p.reproducer.removeprefix("scenario:"), p.fails_with or p.error)
+    for p in PATCHES.values()
+    if p.reproducer.startswith("scenario:")
 }
 
 # What a scenario must return where it works, natively or through its shim (the 4.x answer).
@@ -221,25 +133,10 @@ def scenario(
     return result
 
 
-# Patches whose break only auto-gptq meets are reproduced with auto-gptq itself.
-REPRODUCED_IN_TEST_AUTOGPTQ = {
-    "p1-peft-type-to-model-mapping",
-    "m24-from-pretrained-hub-keywords",
-    "m8-auto-gptq-layer-outputs",
-}
-
-
-# Patches whose break the fixture packages reproduce (tests/test_packages.py, PACKAGE_REPRODUCERS).
-REPRODUCED_IN_TEST_PACKAGES = {
-    "m2-legacy-post-init",
-    "m2-legacy-tie-weights",
-    "m25-legacy-meta-init",
-    "g11-legacy-position-ids",
-    "t5-legacy-special-tokens",
-    "t6-legacy-model-input-names",
-    "g12-legacy-attention-mask",
-    "g13-legacy-prepare-cache-keyword",
-}
+# Patches whose break only auto-gptq meets are reproduced with auto-gptq itself (tests/test_autogptq.py), and
+# patches whose break only a fixture package shows with that package (tests/test_packages.py).
+REPRODUCED_IN_TEST_AUTOGPTQ = {p.id for p in PATCHES.values() if p.reproducer.startswith("autogptq:")}
+REPRODUCED_IN_TEST_PACKAGES = {p.id for p in PATCHES.values() if p.reproducer.startswith("package:")}
 
 
 # The oldest transformers each scenario is written against: the LegacyLM fixture
@@ -267,6 +164,10 @@ def affected(patch_id: str) -> bool:
 
 def test_every_bundled_patch_has_a_reproducer() -> None:
     assert set(REPRODUCERS) | REPRODUCED_IN_TEST_AUTOGPTQ | REPRODUCED_IN_TEST_PACKAGES == set(PATCHES)
+    from scenario import SCENARIOS
+
+    unknown = {p: n for p, (n, _) in REPRODUCERS.items() if n not in IMPORTS and n not in SCENARIOS}
+    assert not unknown, f"reproducer names no scenario of tests/scenario.py: {unknown}"
 
 
 IMPORT_SCENARIOS = sorted({name for name, _ in REPRODUCERS.values() if name in IMPORTS})
