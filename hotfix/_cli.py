@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -13,14 +14,28 @@ from collections.abc import Sequence
 from . import _env
 from ._doctor import diagnose
 from ._errors import HotfixError
+from ._patch import Patch
 from ._runtime import RUNTIME
+from ._status import PatchStatus
 
 __all__ = ["main"]
 
 
-def _list(as_json: bool) -> int:
+def _list(as_json: bool, patterns: Sequence[str] = ()) -> int:
     plans = RUNTIME.plan(None)
     patches = {p.id: p for p in RUNTIME.collected().patches}
+    if patterns:
+        wanted = [
+            plan for plan in plans
+            if any(fnmatch.fnmatchcase(plan.id, item) or item in patches[plan.id].catalog for item in patterns)
+        ]  # fmt: skip
+        if not wanted:
+            print(f"hotfix list: no patch matches {' '.join(patterns)} (ids, globs such as 'm2-*', or break ids "
+                  "such as M2)", file=sys.stderr)  # fmt: skip
+            return 1
+        if len(wanted) == 1 and not as_json and not any(c in patterns[0] for c in "*?[") and len(patterns) == 1:
+            return _show(patches[wanted[0].id], wanted[0])
+        plans = wanted
     rows = []
     for plan in plans:
         patch = patches[plan.id]
@@ -35,6 +50,8 @@ def _list(as_json: bool) -> int:
         )  # fmt: skip
     errors = RUNTIME.collected().errors
     refusals = [{"id": b.id, "summary": b.summary, "why": b.refused} for b in RUNTIME.breaks() if b.refused]
+    if patterns:
+        refusals = [r for r in refusals if any(fnmatch.fnmatchcase(r["id"], item) for item in patterns)]
     if as_json:
         print(json.dumps({"patches": rows, "refused": refusals, "errors": errors}, indent=2))
         return 0
@@ -49,6 +66,23 @@ def _list(as_json: bool) -> int:
         print(f"    why: {refusal['why']}")
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
+    return 0
+
+
+def _show(patch: Patch, plan: PatchStatus) -> int:
+    """One patch in full: its break, range, the error it repairs, its limits, links, test and what it does here."""
+    print(f"{patch.id}  ({patch.distribution} {patch.affected}, {patch.shape}; break {', '.join(patch.catalog)})")
+    print(f"    {patch.summary}")
+    for label, value in (
+        ("users saw", patch.error), ("limits", patch.limits), ("reproducer", patch.reproducer),
+        ("scan", ", ".join(patch.scan)), ("from", patch.source),
+    ):  # fmt: skip
+        if value:
+            print(f"    {label}: {value}")
+    for link in patch.links:
+        print(f"    link: {link}")
+    flags = "" if patch.default else (" (unsafe, opt-in)" if patch.unsafe else " (opt-in)")
+    print(f"    here{flags}: {'probe and apply' if plan.state == 'pending' else 'skip'}: {plan.reason}")
     return 0
 
 
@@ -178,20 +212,36 @@ def _run(command: Sequence[str], status_path: str | None = None) -> int:
     environment[_env.ENABLE] = "1"
     if status_path:
         environment[_env.STATUS_FILE] = os.path.abspath(status_path)
-    executable = shutil.which(command[0]) or command[0]
+    # As an activated virtual environment would: `python` (and every script of this environment) is the
+    # interpreter hotfix is installed in, not whatever comes first on PATH.
+    here = os.path.dirname(sys.executable)
+    path = environment.get("PATH", "")
+    if here and path.split(os.pathsep)[0] != here:
+        environment["PATH"] = here + os.pathsep + path if path else here
+    executable = shutil.which(command[0], path=environment["PATH"])
+    if executable is None:
+        print(f"hotfix run: command not found: {command[0]}", file=sys.stderr)
+        return 127
     if os.name == "posix":
         try:
-            os.execvpe(executable, list(command), environment)
+            os.execve(executable, list(command), environment)
         except OSError as error:
-            print(f"hotfix run: cannot run {command[0]!r}: {error}", file=sys.stderr)
-            return 127
+            print(f"hotfix run: cannot run {command[0]}: {error.strerror or error}", file=sys.stderr)
+            return 126
     return subprocess.call(list(command), env=environment)  # pragma: no cover - non-POSIX
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="hotfix", description="Keep old model code running on new ML libraries.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", help="every registered patch and what it would do here")
+    parser.add_argument("--version", action="version", version=f"hotfix {__version__}")
+    commands = parser.add_subparsers(dest="command")
+    listing = commands.add_parser(
+        "list",
+        help="every registered patch and what it would do here; PATTERN... narrows it, one id shows the patch in full",
+    )
+    listing.add_argument("patterns", nargs="*", metavar="PATTERN", help="a patch id, a glob ('m2-*') or a break id")
     listing.add_argument("--json", action="store_true")
     doctor = commands.add_parser("doctor", help="versions, patches that would apply, uncovered breaks")
     doctor.add_argument("--json", action="store_true")
@@ -255,25 +305,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     try:
-        if args.command == "list":
-            return _list(args.json)
-        if args.command == "doctor":
-            return _doctor(args.json)
-        if args.command == "explain":
-            return _explain(args.text)
-        if args.command == "scan":
-            return _scan(args.paths, args.json, args.all)
-        if args.command == "check":
-            return _check(args.folders, args.json, args.compare, args.vendored)
-        if args.command == "status":
-            return _status(args.file, args.json)
-        if args.command == "new":
-            return _new(args.name, args.directory)
-        command = list(args.cmd)
-        if command and command[0] == "--":
-            command = command[1:]
-        return _run(command, args.status)
+        return _dispatch(args)
     except HotfixError as error:
         print(f"hotfix: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`hotfix list | head -1`): say nothing more, as a process ended by SIGPIPE would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        return _list(args.json, args.patterns)
+    if args.command == "doctor":
+        return _doctor(args.json)
+    if args.command == "explain":
+        return _explain(args.text)
+    if args.command == "scan":
+        return _scan(args.paths, args.json, args.all)
+    if args.command == "check":
+        return _check(args.folders, args.json, args.compare, args.vendored)
+    if args.command == "status":
+        return _status(args.file, args.json)
+    if args.command == "new":
+        return _new(args.name, args.directory)
+    command = list(args.cmd)
+    if command and command[0] == "--":
+        command = command[1:]
+    return _run(command, args.status)

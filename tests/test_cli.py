@@ -64,8 +64,49 @@ def test_run_executes_the_command_with_activation() -> None:
 
 def test_run_reports_a_missing_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run"]) == 2
+    assert "give a command" in capsys.readouterr().err
     assert main(["run", "--", "/nonexistent/command"]) == 127
-    assert "cannot run" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip() == "hotfix run: command not found: /nonexistent/command"
+    assert main(["run", "--", "missing-cmd"]) == 127
+    assert capsys.readouterr().err.strip() == "hotfix run: command not found: missing-cmd"
+
+
+def test_run_finds_python_in_hotfixs_own_environment_first(tmp_path: Any) -> None:
+    # From an environment that is not activated, `python` on PATH would be another interpreter without hotfix.
+    decoy = tmp_path / "python"
+    decoy.write_text("#!/bin/sh\necho decoy\n")
+    decoy.chmod(0o755)
+    environment = {"PATH": f"{tmp_path}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "hotfix", "run", "--", "python", "-c", "import sys, hotfix; print(hotfix.is_enabled())"],
+        capture_output=True, text=True, env=environment, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode == 0 and completed.stdout.strip() == "True", completed.stdout + completed.stderr
+
+
+def test_version_bare_command_and_a_closed_pipe() -> None:
+    run = [sys.executable, "-m", "hotfix"]
+    assert subprocess.run([*run, "--version"], capture_output=True, text=True).stdout.startswith("hotfix 0.")
+    bare = subprocess.run(run, capture_output=True, text=True)
+    assert bare.returncode == 0 and "usage: hotfix" in bare.stdout and "list" in bare.stdout
+    piped = subprocess.run(f"{sys.executable} -m hotfix list | head -1", shell=True, capture_output=True, text=True)
+    assert piped.returncode == 0 and piped.stdout.count("\n") == 1 and "Error" not in piped.stderr, piped.stderr
+
+
+def test_list_narrows_to_patterns_and_shows_one_patch_in_full(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "m2-*"]) == 0
+    ids = [line.split()[0] for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")]
+    assert ids and all(i.startswith("m2-") for i in ids)
+    assert main(["list", "M9"]) == 0  # a break id: its patches
+    assert {line.split()[0] for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")} == {
+        "m9-llama-expand-mask", "m9-llama-make-causal-mask",
+    }  # fmt: skip
+    assert main(["list", "g2-cache-get-max-length"]) == 0
+    shown = capsys.readouterr().out
+    assert "break G2" in shown and "users saw: AttributeError" in shown and "reproducer: scenario:" in shown
+    assert "link: https://" in shown and "here: " in shown
+    assert main(["list", "no-such-patch"]) == 1
+    assert "no patch matches no-such-patch" in capsys.readouterr().err
 
 
 def test_newest_tested_versions_are_the_latest_stack() -> None:
