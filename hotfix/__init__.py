@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._errors import ConfigurationError, HotfixError, PatchFailedError, RegistryError
+from ._errors import ConfigurationError, HotfixError, PatchError, PatchFailedError, RegistryError, UnknownPatchError
 from ._hookspecs import hookimpl
 from ._patch import Finding, Patch
 from ._runtime import RUNTIME, PatchStatus, Status
@@ -22,11 +22,13 @@ __all__ = [
     "Finding",
     "HotfixError",
     "Patch",
+    "PatchError",
     "PatchFailedError",
     "PatchStatus",
     "RegistryError",
     "Shims",
     "Status",
+    "UnknownPatchError",
     "__version__",
     "disable",
     "enable",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigurationError", "HotfixError", "PatchFailedError", "RegistryError"]
+__all__ = ["ConfigurationError", "HotfixError", "PatchError", "PatchFailedError", "RegistryError", "UnknownPatchError"]
 
 
 class HotfixError(Exception):
@@ -33,6 +33,29 @@ class ConfigurationError(HotfixError, ValueError):
         self.setting = setting
         self.problem = problem
         super().__init__(f"{setting}: {problem}")
+
+
+class PatchError(HotfixError, AttributeError):
+    """A patch used the change set wrongly: an attribute to adapt that does not exist, a primitive called outside
+    ``hotfix.enable()``. Raised inside the patch's ``apply``; hotfix reports it as that patch's failure and
+    undoes its changes. (An ``AttributeError`` too, for code that caught what these raised before.)
+    """
+
+    def __init__(self, patch_id: str | None, problem: str) -> None:
+        self.patch_id = patch_id
+        self.problem = problem
+        super().__init__(f"patch {patch_id!r}: {problem}" if patch_id else problem)
+
+
+class UnknownPatchError(HotfixError, KeyError):
+    """No patch with that id is known (``hotfix.status()[patch_id]``)."""
+
+    def __init__(self, patch_id: str) -> None:
+        self.patch_id = patch_id
+        super().__init__(patch_id)
+
+    def __str__(self) -> str:
+        return f"no patch {self.patch_id!r} is known (hotfix list shows every registered patch)"
 
 
 class PatchFailedError(HotfixError):

@@ -11,6 +11,7 @@ from typing import Any, final
 
 from packaging.specifiers import SpecifierSet
 
+from ._errors import PatchError
 from ._shims import Shims
 
 __all__ = ["Finding", "Patch", "Probe", "Apply", "Ref", "resolve_object"]
@@ -63,7 +64,7 @@ class Ref:
         if self._target is None:
             target = resolve_object(self.path)
             if not callable(target):
-                raise TypeError(f"{self.path} is not callable")
+                raise PatchError(None, f"{self.path} names {type(target).__name__}, not a function")
             self._target = target
         return self._target
 

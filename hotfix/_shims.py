@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, final
 
 from . import _usage
+from ._errors import PatchError
 
 __all__ = ["Change", "Shims", "MISSING", "WrapperFunction"]
 
@@ -239,7 +240,7 @@ class Shims:
 
         target = _inherited(owner, name)
         if target is MISSING:
-            raise AttributeError(f"{owner!r} has no attribute {name!r} to wrap")
+            raise PatchError(self.patch_id, f"{owner!r} has no attribute {name!r} to wrap")
         return self.set(owner, name, wrapt.FunctionWrapper(target, wrapper))
 
     def adapt_arguments(
@@ -310,7 +311,7 @@ class Shims:
         """
         target = _inherited(owner, name)
         if target is MISSING:
-            raise AttributeError(f"{owner!r} has no attribute {name!r} to adapt")
+            raise PatchError(self.patch_id, f"{owner!r} has no attribute {name!r} to adapt")
         if isinstance(target, (classmethod, staticmethod)):
             kind = type(target)
             replacement: Any = kind(functools.update_wrapper(make(target.__func__), target.__func__))
@@ -330,7 +331,9 @@ class Shims:
     def provide_module(self, name: str, factory: Callable[[], types.ModuleType]) -> None:
         """Provide a module that upstream removed; *factory* builds it on import."""
         if self._importer is None:
-            raise RuntimeError("provide_module needs the import hook; apply the patch through hotfix.enable()")
+            raise PatchError(
+                self.patch_id, "provide_module needs the import hook; apply the patch through hotfix.enable()"
+            )
         self._importer.provide(name, factory)
         importer = self._importer
 
@@ -357,7 +360,9 @@ class Shims:
         Changes the callback makes are recorded on this patch.
         """
         if self._subclasses is None:
-            raise RuntimeError("on_subclass needs the subclass hooks; apply the patch through hotfix.enable()")
+            raise PatchError(
+                self.patch_id, "on_subclass needs the subclass hooks; apply the patch through hotfix.enable()"
+            )
         token = self._subclasses.register(base, callback, self, exclude)
         hooks = self._subclasses
         self.record(f"subclass hook on {base.__qualname__}", lambda: hooks.unregister(base, token))

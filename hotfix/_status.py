@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
+from ._errors import UnknownPatchError
+
 __all__ = ["PatchStatus", "State", "Status"]
 
 State = Literal["pending", "applied", "skipped", "failed", "reverted"]
@@ -51,7 +53,7 @@ class Status:
         for patch in self.patches:
             if patch.id == patch_id:
                 return patch
-        raise KeyError(patch_id)
+        raise UnknownPatchError(patch_id)
 
     def as_dict(self) -> dict[str, Any]:
         return {

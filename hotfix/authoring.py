@@ -40,7 +40,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._errors import ConfigurationError, HotfixError, PatchFailedError, RegistryError
+from ._errors import ConfigurationError, HotfixError, PatchError, PatchFailedError, RegistryError
 from ._introspect import (
     called_from_legacy,
     called_into_from_legacy,
@@ -61,6 +61,7 @@ __all__ = [
     "Finding",
     "HotfixError",
     "Patch",
+    "PatchError",
     "PatchFailedError",
     "Probe",
     "RegistryError",

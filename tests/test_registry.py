@@ -161,7 +161,7 @@ def test_a_plugin_whose_hook_raises_is_reported(register: Any) -> None:
 
 
 BREAK = '[[break]]\nid = "B1"\ndistribution = "fakelib"\naffected = ">=2.0"\nsummary = "moved went to new"\n'
-BREAK += 'error = "ImportError: cannot import name \'moved\'"\n'
+BREAK += "error = \"ImportError: cannot import name 'moved'\"\n"
 PATCH = '[[patch]]\nid = "x-moved"\nshape = "moved-name"\nowner = "fakelib.core"\nname = "moved"\n'
 PATCH += 'target = "fakelib.new:moved"\ncatalog = ["B1"]\n'
 

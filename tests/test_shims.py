@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import wrapt
 
+import hotfix
 from hotfix import Shims
 from hotfix._shims import MISSING
 
@@ -181,7 +182,16 @@ def test_wrap_of_a_missing_attribute_is_an_error() -> None:
 
 
 def test_primitives_that_need_the_runtime_say_so() -> None:
-    with pytest.raises(RuntimeError, match=r"hotfix\.enable"):
+    with pytest.raises(hotfix.PatchError, match=r"^patch 't': provide_module .*hotfix\.enable"):
         Shims("t").provide_module("x", types.ModuleType)
-    with pytest.raises(RuntimeError, match=r"hotfix\.enable"):
+    with pytest.raises(hotfix.PatchError, match=r"^patch 't': on_subclass .*hotfix\.enable"):
         Shims("t").on_subclass(object, lambda cls, shims: None)
+    with pytest.raises(hotfix.PatchError, match=r"^patch 't': .* has no attribute 'nope' to adapt") as raised:
+        Shims("t").replace(make_module(), "nope", lambda function: function)
+    assert isinstance(raised.value, hotfix.HotfixError) and raised.value.patch_id == "t"
+
+
+def test_an_unknown_patch_id_in_status_is_a_hotfix_error() -> None:
+    with pytest.raises(hotfix.UnknownPatchError, match="no patch 'nope' is known") as raised:
+        hotfix.status()["nope"]
+    assert isinstance(raised.value, KeyError)
