@@ -60,7 +60,10 @@ def enable(
     glob raises :class:`ConfigurationError`. With *propagate*, the environment
     is set so that worker processes activate hotfix too (``HOTFIX_ENABLE=1``
     and the settings above); :func:`disable` restores it. Calling it again
-    while enabled does nothing. Imports none of the target libraries.
+    while enabled does nothing (with another *patches*, it logs a warning, and
+    raises :class:`ConfigurationError` in strict mode: call :func:`disable`
+    first). A selection item that names no patch is logged as a warning (raised
+    in strict mode). Imports none of the target libraries.
     """
     RUNTIME.enable(patches=patches, strict=strict, propagate=propagate, legacy=legacy)
 

@@ -7,6 +7,7 @@ it would do and what it does cannot drift apart.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import types
 from collections.abc import Iterable, Sequence
@@ -17,7 +18,7 @@ from ._patch import Patch
 from ._status import PatchStatus, State
 from ._versions import gate, installed_version
 
-__all__ = ["Decision", "Slot", "decide", "plan", "select"]
+__all__ = ["Decision", "Slot", "decide", "plan", "select", "unmatched"]
 
 
 def _is_glob(item: str) -> bool:
@@ -52,6 +53,19 @@ def select(patches: Iterable[Patch], selection: Sequence[str] | None) -> dict[st
         else:
             result[patch.id] = None
     return result
+
+
+def unmatched(patches: Iterable[Patch], selection: Sequence[str] | None) -> list[str]:
+    """The selection items that name no patch, each with the ids it may have meant: a typo selects nothing."""
+    ids = [patch.id for patch in patches]
+    problems = []
+    for item in selection or ():
+        name = item[1:] if item.startswith("-") else item
+        if any(name == i or fnmatch.fnmatchcase(i, name) for i in ids):
+            continue
+        close = difflib.get_close_matches(name, ids, n=3, cutoff=0.6)
+        problems.append(f"{item!r} names no patch" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return problems
 
 
 @final

@@ -38,6 +38,8 @@ process can change them before calling :func:`hotfix.enable`.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
 
 __all__ = [
     "ENABLE",
@@ -52,7 +54,9 @@ __all__ = [
     "legacy_modules",
     "log_format",
     "log_level",
+    "log_level_problem",
     "patch_selection",
+    "split_selection",
     "strict",
 ]
 
@@ -81,11 +85,14 @@ def strict() -> bool:
     return _flag(STRICT)
 
 
+def split_selection(items: Iterable[str]) -> list[str]:
+    """Selection items as hotfix reads them: separated by commas, semicolons or spaces, lower-cased (ids are)."""
+    return [part.lower() for item in items for part in re.split(r"[,;\s]+", item) if part]
+
+
 def patch_selection() -> list[str] | None:
     """The items of ``HOTFIX_PATCHES``, or ``None`` when it is unset or empty."""
-    raw = os.environ.get(PATCHES, "")
-    items = [item.strip() for item in raw.split(",") if item.strip()]
-    return items or None
+    return split_selection([os.environ.get(PATCHES, "")]) or None
 
 
 def legacy_modules() -> list[str]:
@@ -94,10 +101,28 @@ def legacy_modules() -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def log_level() -> str | None:
-    """The level name in ``HOTFIX_LOG_LEVEL``, upper-cased, or ``None``."""
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def log_level() -> int | None:
+    """The level of ``HOTFIX_LOG_LEVEL`` (a name such as ``info``, or a number such as ``20``), or ``None``.
+
+    A value that is neither is ignored, never fatal: :func:`log_level_problem` says what was wrong.
+    """
     raw = os.environ.get(LOG_LEVEL, "").strip()
-    return raw.upper() or None
+    if not raw:
+        return None
+    if raw.isdigit():
+        return int(raw)
+    return _LEVELS.get(raw.upper())
+
+
+def log_level_problem() -> str | None:
+    """Why ``HOTFIX_LOG_LEVEL`` cannot be used, or ``None`` when it is unset or valid."""
+    raw = os.environ.get(LOG_LEVEL, "").strip()
+    if not raw or log_level() is not None:
+        return None
+    return f"{raw!r} is not a log level: use debug, info, warning or error (or 10, 20, 30, 40); ignored"
 
 
 def log_format() -> str:

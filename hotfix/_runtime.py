@@ -26,7 +26,7 @@ from typing import Any, final
 
 from . import _env, _explain, _introspect, _log, _scope, _usage
 from ._apply import revert, settle
-from ._decide import Slot, decide, plan, select
+from ._decide import Slot, decide, plan, select, unmatched
 from ._errors import ConfigurationError, PatchFailedError
 from ._events import Event, emit_all, log_traceback, patch_event
 from ._followers import Followers
@@ -61,6 +61,7 @@ class Runtime:
         self._followers = Followers(self._internal, self._module_loaded, self._watching)
         self._subclasses = SubclassHooks(self._subclass_failed)
         self._environ: dict[str, str | None] = {}
+        self._selection: list[str] | None = None
 
     # -- the registry (hotfix._plugins) --------------------------------------------
 
@@ -101,13 +102,20 @@ class Runtime:
     ) -> None:
         events: list[Event] = []
         with self.lock:
+            selection = _env.split_selection(patches) if patches is not None else _env.patch_selection()
             if self.enabled:
+                if patches is not None and selection != self._selection:
+                    problem = f"hotfix is enabled already with patches={self._selection}; call disable() first"
+                    if self.strict:
+                        raise ConfigurationError("hotfix.enable(patches=...)", problem)
+                    _log.emit("warning", "enable.ignored", detail=problem)
                 return
             _log.configure()
             self.strict = _env.strict() if strict is None else strict
-            _declare_legacy(legacy, self.strict)
-            selection = list(patches) if patches is not None else _env.patch_selection()
             collected = self.collected()
+            events += self._misconfiguration(collected, selection, patches is not None)
+            _declare_legacy(legacy, self.strict)
+            self._selection = selection
             for problem in collected.errors:  # a pack that failed to load or declared invalid patches
                 events.append(functools.partial(_log.emit, "warning", "plugin.error", error=problem))
             chosen = select(collected.patches, selection)
@@ -175,6 +183,15 @@ class Runtime:
             self._environ = {}
             _scope.declare_legacy(())
         emit_all(events)
+
+    def _misconfiguration(self, collected: Collected, selection: list[str] | None, given: bool) -> list[Event]:
+        """Settings that would silently change what hotfix does: raised in strict mode, else logged."""
+        problems = [(_env.LOG_LEVEL, p) for p in [_env.log_level_problem()] if p]
+        setting = "hotfix.enable(patches=...)" if given else _env.PATCHES
+        problems += [(setting, p) for p in unmatched(collected.patches, selection)]
+        if problems and self.strict:
+            raise ConfigurationError(problems[0][0], "; ".join(p for _, p in problems))
+        return [functools.partial(_log.emit, "warning", "config.invalid", setting=s, detail=p) for s, p in problems]
 
     # -- applying --------------------------------------------------------------------
 

@@ -254,3 +254,71 @@ def test_a_plugin_registered_without_a_name_is_named_after_its_class() -> None:
     names = {RUNTIME.manager().get_name(p) for p in (first, second)}
     qualified = f"{__name__}.{Observer.__qualname__}"
     assert names == {qualified, f"{qualified}#2"}
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(r.getMessage() for r in caplog.records if r.name == "hotfix" and r.levelno >= logging.WARNING)
+
+
+def test_a_selection_item_that_names_no_patch_is_reported_with_what_it_may_have_meant(
+    fakelib: Callable[..., Path], register: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    fakelib("2.0.0")
+    register(MOVED, RESTORED)
+    caplog.set_level(logging.WARNING, logger="hotfix")
+    monkeypatch.setenv("HOTFIX_PATCHES", "fake-move")
+    hotfix.enable()
+    text = _warnings(caplog)
+    assert "event='config.invalid'" in text and "setting='HOTFIX_PATCHES'" in text
+    assert "'fake-move' names no patch (did you mean fake-moved" in text
+    hotfix.disable()
+    caplog.clear()
+    hotfix.enable(patches=["-fake-restord"])
+    assert "'-fake-restord' names no patch (did you mean fake-restored" in _warnings(caplog)
+    hotfix.disable()
+    with pytest.raises(hotfix.ConfigurationError, match=r"^HOTFIX_PATCHES: 'fake-move' names no patch"):
+        hotfix.enable(strict=True)
+    assert not hotfix.is_enabled()
+
+
+def test_selection_items_may_be_separated_by_semicolons_or_spaces_in_any_case(
+    fakelib: Callable[..., Path], register: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fakelib("2.0.0")
+    register(MOVED, RESTORED)
+    monkeypatch.setenv("HOTFIX_PATCHES", "Fake-Moved; FAKE-RESTORED  -m3-no-init-weights")
+    hotfix.enable(strict=True)
+    importlib.import_module("fakelib.core")
+    status = hotfix.status()
+    assert status["fake-moved"].state == "applied" and status["fake-restored"].state == "applied"
+    assert status["m3-no-init-weights"].reason == "denied by the selection"
+
+
+@pytest.mark.parametrize(("value", "level"), [("verbose", None), ("10", logging.DEBUG), ("Info", logging.INFO)])
+def test_a_bad_log_level_is_reported_and_ignored_never_fatal(
+    value: str, level: int | None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("HOTFIX_LOG_LEVEL", value)
+    hotfix.enable()
+    assert hotfix.is_enabled()
+    if level is None:
+        assert "'verbose' is not a log level" in _warnings(caplog)
+        hotfix.disable()
+        with pytest.raises(hotfix.ConfigurationError, match=r"^HOTFIX_LOG_LEVEL: 'verbose' is not a log level"):
+            hotfix.enable(strict=True)
+    else:
+        assert logging.getLogger("hotfix").level == level
+
+
+def test_enable_again_with_another_selection_says_it_is_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="hotfix")
+    hotfix.enable(patches=["m3-no-init-weights"])
+    hotfix.enable(patches=["m3-no-init-weights"])
+    assert "enable.ignored" not in _warnings(caplog)
+    hotfix.enable(patches=["g2-cache-get-max-length"])
+    assert "event='enable.ignored'" in _warnings(caplog) and "call disable() first" in _warnings(caplog)
+    hotfix.disable()
+    hotfix.enable(patches=["m3-no-init-weights"], strict=True)
+    with pytest.raises(hotfix.ConfigurationError, match="enabled already with patches=\\['m3-no-init-weights'\\]"):
+        hotfix.enable(patches=["g2-cache-get-max-length"])
