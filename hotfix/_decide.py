@@ -18,7 +18,7 @@ from ._patch import Patch
 from ._status import PatchStatus, State
 from ._versions import gate, installed_version
 
-__all__ = ["Decision", "Slot", "decide", "plan", "select", "unmatched"]
+__all__ = ["Decision", "Slot", "arrange", "decide", "plan", "select", "unmatched", "watches"]
 
 
 def _is_glob(item: str) -> bool:
@@ -141,3 +141,35 @@ def plan(patches: Sequence[Patch], selection: Sequence[str] | None) -> list[Patc
             slot.reason = f"{patch.distribution} {why}: will probe when {' or '.join(patch.triggers)} is imported"
         plans.append(slot.status())
     return plans
+
+
+def arrange(patches: Sequence[Patch], selection: Sequence[str] | None) -> dict[str, Slot]:
+    """One slot per patch for ``enable()``: active (watching its triggers) or skipped, with the reason."""
+    chosen = select(patches, selection)
+    slots = {}
+    for patch in patches:
+        slot = slots[patch.id] = Slot(patch)
+        slot.version = installed_version(patch.distribution)
+        decision = decide(patch, chosen[patch.id], slot.version)
+        slot.active, slot.reason = decision.active, decision.reason
+        if not decision.active:
+            slot.state = "skipped"
+    return slots
+
+
+def watches(
+    slots: Iterable[Slot],
+) -> tuple[dict[str, list[Slot]], list[tuple[str, Slot]], dict[str, list[Slot]]]:
+    """The active slots by trigger: exact module names, module-name prefixes, and missing modules they provide."""
+    by_module: dict[str, list[Slot]] = {}
+    by_prefix: list[tuple[str, Slot]] = []
+    by_missing: dict[str, list[Slot]] = {}
+    for slot in slots:
+        if not slot.active:
+            continue
+        for name in slot.patch.modules:
+            by_module.setdefault(name, []).append(slot)
+        by_prefix += [(prefix, slot) for prefix in slot.patch.prefixes]
+        for name in slot.patch.provides:
+            by_missing.setdefault(name, []).append(slot)
+    return by_module, by_prefix, by_missing

@@ -26,7 +26,7 @@ from typing import Any, final
 
 from . import _env, _explain, _introspect, _log, _scope, _usage
 from ._apply import revert, settle
-from ._decide import Slot, decide, plan, select, unmatched
+from ._decide import Slot, arrange, plan, select, unmatched, watches
 from ._errors import ConfigurationError, PatchFailedError
 from ._events import Event, emit_all, log_traceback, patch_event
 from ._followers import Followers
@@ -113,28 +113,14 @@ class Runtime:
             _log.configure()
             self.strict = _env.strict() if strict is None else strict
             collected = self.collected()
-            events += self._misconfiguration(collected, selection, patches is not None)
+            events += _misconfiguration(collected, selection, patches is not None, self.strict)
             _declare_legacy(legacy, self.strict)
             self._selection = selection
             for problem in collected.errors:  # a pack that failed to load or declared invalid patches
                 events.append(functools.partial(_log.emit, "warning", "plugin.error", error=problem))
-            chosen = select(collected.patches, selection)
-            self.slots = {}
-            self._by_module, self._by_prefix, self._by_missing = {}, [], {}
-            for patch in collected.patches:
-                slot = self.slots[patch.id] = Slot(patch)
-                slot.version = installed_version(patch.distribution)
-                decision = decide(patch, chosen[patch.id], slot.version)
-                slot.active, slot.reason = decision.active, decision.reason
-                if not decision.active:
-                    slot.state = "skipped"
-                    events.append(patch_event(self._hook, "skipped", slot))
-                    continue
-                for name in patch.modules:
-                    self._by_module.setdefault(name, []).append(slot)
-                self._by_prefix += [(prefix, slot) for prefix in patch.prefixes]
-                for name in patch.provides:
-                    self._by_missing.setdefault(name, []).append(slot)
+            self.slots = arrange(collected.patches, selection)
+            events += [patch_event(self._hook, "skipped", s) for s in self.slots.values() if not s.active]
+            self._by_module, self._by_prefix, self._by_missing = watches(self.slots.values())
             exact = [*self._by_module, *Followers.watched(list(self._by_module))]
             self.finder = Finder(self._module_loaded, self._module_missing)
             self.finder.watch(exact, [prefix for prefix, _ in self._by_prefix], list(self._by_missing))
@@ -183,15 +169,6 @@ class Runtime:
             self._environ = {}
             _scope.declare_legacy(())
         emit_all(events)
-
-    def _misconfiguration(self, collected: Collected, selection: list[str] | None, given: bool) -> list[Event]:
-        """Settings that would silently change what hotfix does: raised in strict mode, else logged."""
-        problems = [(_env.LOG_LEVEL, p) for p in [_env.log_level_problem()] if p]
-        setting = "hotfix.enable(patches=...)" if given else _env.PATCHES
-        problems += [(setting, p) for p in unmatched(collected.patches, selection)]
-        if problems and self.strict:
-            raise ConfigurationError(problems[0][0], "; ".join(p for _, p in problems))
-        return [functools.partial(_log.emit, "warning", "config.invalid", setting=s, detail=p) for s, p in problems]
 
     # -- applying --------------------------------------------------------------------
 
@@ -285,15 +262,21 @@ class Runtime:
             changes: dict[str, list[Any]] = {}
             for slot, shims in self._applied:
                 changes.setdefault(slot.patch.id, []).extend(shims.changes)
-            for patch in patches:
-                patch.used_by = _usage.used_by(patch.id, changes.get(patch.id, ())) or ""
-                patch.used = bool(patch.used_by)
-            versions = {p.distribution: installed_version(p.distribution) for p in collected.patches}
-            return Status(self.enabled, self.strict, patches, versions, list(collected.errors))
+            return Status.of(self.enabled, self.strict, patches, changes, collected.patches, collected.errors)
 
     def plan(self, selection: Sequence[str] | None) -> list[PatchStatus]:
         """What each patch would do in this environment if hotfix were enabled now."""
         return plan(self.collected().patches, selection if selection is not None else _env.patch_selection())
+
+
+def _misconfiguration(collected: Collected, selection: list[str] | None, given: bool, strict: bool) -> list[Event]:
+    """Settings that would silently change what hotfix does: raised in strict mode, else logged."""
+    problems = [(_env.LOG_LEVEL, p) for p in [_env.log_level_problem()] if p]
+    setting = "hotfix.enable(patches=...)" if given else _env.PATCHES
+    problems += [(setting, p) for p in unmatched(collected.patches, selection)]
+    if problems and strict:
+        raise ConfigurationError(problems[0][0], "; ".join(p for _, p in problems))
+    return [functools.partial(_log.emit, "warning", "config.invalid", setting=s, detail=p) for s, p in problems]
 
 
 def _declare_legacy(legacy: Sequence[str] | None, strict: bool) -> None:

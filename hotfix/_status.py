@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
@@ -48,6 +49,21 @@ class Status:
     patches: list[PatchStatus]
     versions: dict[str, str | None]
     errors: list[str]
+
+    @classmethod
+    def of(
+        cls, enabled: bool, strict: bool, patches: list[PatchStatus], changes: dict[str, list[Any]],
+        known: Iterable[Any], errors: Iterable[str],
+    ) -> Status:  # fmt: skip
+        """The status of *patches*, each marked with how this process used it (from its *changes*)."""
+        from . import _usage
+        from ._versions import installed_version
+
+        for patch in patches:
+            patch.used_by = _usage.used_by(patch.id, changes.get(patch.id, ())) or ""
+            patch.used = bool(patch.used_by)
+        versions = {p.distribution: installed_version(p.distribution) for p in known}
+        return cls(enabled, strict, patches, versions, list(errors))
 
     def __getitem__(self, patch_id: str) -> PatchStatus:
         for patch in self.patches:
