@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import pytest
 from hotfix._registry import load_toml
 from hotfix._resources import registry_text
 from hotfix._versions import gate, installed_version
+from hotfix.testing import Outcome, check_patch
 
 if find_spec("auto_gptq") is None or find_spec("transformers") is None:
     pytest.skip(
@@ -108,18 +110,28 @@ def test_without_hotfix_import_fails_where_the_stack_broke_it_and_works_on_the_r
             assert stages[stage]["ok"], stages[stage].get("traceback")
 
 
+_FLOWS: dict[str, Outcome] = {}
+
+
+def flow(selection: Sequence[str]) -> Outcome:
+    """The three-way check's runner: the whole auto-gptq flow with hotfix, denying what the selection denies."""
+    denied = ",".join(item for item in selection if item.startswith("-"))
+    if denied not in _FLOWS:
+        _, stages = run("check", HOTFIX_ENABLE="1", **({"HOTFIX_PATCHES": denied} if denied else {}))
+        failed = next((s for s in STAGES if not stages.get(s, {"ok": False})["ok"]), None)
+        first = stages.get(failed, {}) if failed else {}
+        _FLOWS[denied] = Outcome(
+            ok=failed is None, error=f"[{failed}] {first.get('error', 'not reached')}" if failed else None,
+            traceback=first.get("traceback"), status=stages.get("hotfix", {}).get("status", {}),
+        )  # fmt: skip
+    return _FLOWS[denied]
+
+
 @pytest.mark.parametrize("patch_id", sorted(REPRODUCERS))
 def test_each_patch_repairs_its_own_break(patch_id: str) -> None:
-    """hotfix minus one patch fails at that patch's break with the error users saw."""
-    if not affected(patch_id):
-        pytest.skip(f"{patch_id} is outside its range here (its skipped state is checked above)")
+    """hotfix minus one patch fails at that patch's stage with the error users saw; outside its range it skips."""
     stage, users_saw = REPRODUCERS[patch_id]
-    code, stages = run("check", HOTFIX_ENABLE="1", HOTFIX_PATCHES=f"-{patch_id}")
-    assert code != 0
-    assert not stages[stage]["ok"]
-    assert stages[stage]["error"].startswith(users_saw), stages[stage]["error"]
-    for earlier in STAGES[: STAGES.index(stage)]:
-        assert stages[earlier]["ok"], stages[earlier].get("traceback")
+    check_patch(patch_id, flow, error=f"[{stage}] {users_saw}")
 
 
 def test_shims_for_auto_gptq_leave_other_code_alone() -> None:
