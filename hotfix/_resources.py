@@ -15,9 +15,15 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from ._errors import HotfixError
+
 __all__ = ["ensure_patches_package", "registry_path", "registry_text"]
 
 _CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+class MissingPatchesError(HotfixError, ImportError):
+    """hotfix is installed without its bundled patch modules (a broken wheel or checkout)."""
 
 
 def registry_path() -> str:
@@ -47,8 +53,8 @@ def ensure_patches_package() -> None:
     spec = importlib.util.spec_from_file_location(
         name, folder / "__init__.py", submodule_search_locations=[str(folder)]
     )
-    if spec is None or spec.loader is None:
-        raise ImportError(f"the bundled patches are missing: neither hotfix._patches nor {folder} exists")
+    if spec is None or spec.loader is None or not (folder / "__init__.py").is_file():
+        raise MissingPatchesError(f"the bundled patches are missing: neither hotfix._patches nor {folder} exists")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:

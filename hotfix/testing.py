@@ -59,6 +59,7 @@ from typing import Any, Final
 import pytest
 
 from . import _usage, _versions
+from ._errors import ConfigurationError
 from ._importer import Finder
 from ._runtime import RUNTIME
 
@@ -284,7 +285,7 @@ def check_patch(
       giving *expected* when one is given.
     """
     if error is None and expected is NOTHING:
-        raise ValueError("a silent break (error=None) needs the expected result")
+        raise ConfigurationError("check_patch", "a silent break (error=None) needs the expected result")
     repaired = run(["*", patch_id])
     state = repaired.status.get(patch_id)
     if state is None:

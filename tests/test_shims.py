@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 from typing import Any
 
@@ -195,3 +196,14 @@ def test_an_unknown_patch_id_in_status_is_a_hotfix_error() -> None:
     with pytest.raises(hotfix.UnknownPatchError, match="no patch 'nope' is known") as raised:
         hotfix.status()["nope"]
     assert isinstance(raised.value, KeyError)
+
+
+def test_missing_bundled_patches_are_a_hotfix_error(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hotfix import _resources
+
+    monkeypatch.setattr(_resources, "_CHECKOUT", tmp_path)
+    monkeypatch.setattr(_resources.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.delitem(sys.modules, "hotfix._patches", raising=False)
+    with pytest.raises(_resources.MissingPatchesError, match="the bundled patches are missing") as raised:
+        _resources.ensure_patches_package()
+    assert isinstance(raised.value, hotfix.HotfixError) and isinstance(raised.value, ImportError)
