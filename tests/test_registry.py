@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 import pytest
@@ -189,7 +190,10 @@ def test_a_patch_may_only_narrow_its_break(extra: str, message: str) -> None:
 
 
 def test_every_bundled_patch_names_its_reproducer_and_states_only_what_narrows_its_break() -> None:
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
 
     raw = tomllib.loads(registry_text())
     breaks = {b["id"]: b for b in raw["break"]}
