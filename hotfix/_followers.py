@@ -24,11 +24,13 @@ from typing import Any, final
 from . import _explain
 from ._shims import Shims
 
-__all__ = ["DYNAMIC_LOADER", "REEXECUTED", "REEXECUTOR", "Followers"]
+__all__ = ["DYNAMIC_LOADER", "FOLLOWED", "REEXECUTED", "REEXECUTOR", "Followers"]
 
 DYNAMIC_LOADER = "transformers.dynamic_module_utils"
 REEXECUTOR = "transformers.utils"
 REEXECUTED = "transformers"
+FOLLOWED = frozenset({DYNAMIC_LOADER, REEXECUTOR})
+"""The modules whose import the followers act on."""
 
 
 @final

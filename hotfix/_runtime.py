@@ -29,7 +29,7 @@ from ._apply import revert, settle
 from ._decide import Slot, arrange, plan, select, unmatched, watches
 from ._errors import ConfigurationError, PatchFailedError
 from ._events import Event, emit_all, log_traceback, patch_event
-from ._followers import Followers
+from ._followers import FOLLOWED, Followers
 from ._importer import Finder
 from ._plugins import Collected, Plugins
 from ._registry import Break
@@ -180,8 +180,9 @@ class Runtime:
 
     def _module_loaded(self, module: types.ModuleType) -> None:
         name = getattr(module, "__name__", "")
-        with self.lock:
-            self._followers.module_loaded(module, self._by_module)
+        if name in FOLLOWED:  # the lock only there: an import must not wait for enable() or disable() for nothing
+            with self.lock:
+                self._followers.module_loaded(module, self._by_module)
         slots = list(self._by_module.get(name, ()))
         slots += [slot for prefix, slot in self._by_prefix if name.startswith(prefix)]
         for slot in slots:
