@@ -14,11 +14,11 @@ from typing import Any
 
 from . import _log
 from ._decide import Slot
-from ._events import Event, patch_event
+from ._events import Event, log_traceback, patch_event
 from ._patch import Finding
 from ._shims import Shims
 
-__all__ = ["revert", "settle"]
+__all__ = ["revert", "revert_all", "settle", "subclass_failed"]
 
 
 def revert(shims: Shims, patch_id: str) -> None:
@@ -50,3 +50,27 @@ def settle(
         slot.state, slot.reason = "skipped", f"probe: {detail}"
         return False, [patch_event(hook, "skipped", slot, module=name)]
     return False, []
+
+
+def revert_all(hook: Callable[[], Any], applied: list[tuple[Slot, Shims]]) -> list[Event]:
+    """Undo every application in *applied*, newest first (emptying it); the slots become "reverted"."""
+    reverted: dict[str, Slot] = {}
+    while applied:
+        slot, shims = applied.pop()
+        revert(shims, slot.patch.id)
+        reverted[slot.patch.id] = slot
+    events = []
+    for slot in reverted.values():
+        slot.state, slot.reason = "reverted", "hotfix.disable() removed its shims"
+        events.append(patch_event(hook, "reverted", slot, module=",".join(slot.modules), seconds=0.0))
+    return events
+
+
+def subclass_failed(patch_id: str, cls: type, error: BaseException) -> tuple[str, str]:
+    """Log a patch's subclass callback that raised; ``(target, problem)`` for its slot."""
+    target = f"{cls.__module__}.{cls.__qualname__}"
+    _log.emit("warning", "patch.failed", patch=patch_id, module=cls.__module__, target=target,
+        error=f"{type(error).__name__}: {error}",
+    )  # fmt: skip
+    log_traceback(patch_id, error)
+    return target, f"on class {target}: {type(error).__name__}: {error}"

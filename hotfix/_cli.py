@@ -23,7 +23,7 @@ __all__ = ["main"]
 
 def _list(as_json: bool, patterns: Sequence[str] = ()) -> int:
     plans = RUNTIME.plan(None)
-    patches = {p.id: p for p in RUNTIME.collected().patches}
+    patches = {p.id: p for p in RUNTIME.plugins.collected().patches}
     if patterns:
         wanted = [
             plan for plan in plans
@@ -48,8 +48,9 @@ def _list(as_json: bool, patterns: Sequence[str] = ()) -> int:
                 "would": "probe and apply" if plan.state == "pending" else "skip", "why": plan.reason,
             }
         )  # fmt: skip
-    errors = RUNTIME.collected().errors
-    refusals = [{"id": b.id, "summary": b.summary, "why": b.refused} for b in RUNTIME.breaks() if b.refused]
+    collected = RUNTIME.plugins.collected()
+    errors = collected.errors
+    refusals = [{"id": b.id, "summary": b.summary, "why": b.refused} for b in collected.breaks if b.refused]
     if patterns:
         refusals = [r for r in refusals if any(fnmatch.fnmatchcase(r["id"], item) for item in patterns)]
     if as_json:

@@ -31,7 +31,8 @@ def select(patches: Iterable[Patch], selection: Sequence[str] | None) -> dict[st
     No selection means every patch that is on by default. Items are ids or
     globs to allow and ``-id``/``-glob`` to deny. A glob only matches patches
     that are on by default; a patch that is off by default (every unsafe one
-    is) must be named by its exact id.
+    is) must be named by its exact id. The framework's own patches
+    (:mod:`hotfix._framework`) are on unless denied.
     """
     allow = [item for item in selection or () if not item.startswith("-")]
     deny = [item[1:] for item in selection or () if item.startswith("-")]
@@ -46,6 +47,8 @@ def select(patches: Iterable[Patch], selection: Sequence[str] | None) -> dict[st
 
         if any(item == patch.id or fnmatch.fnmatchcase(patch.id, item) for item in deny):
             result[patch.id] = "denied by the selection"
+        elif patch.shape == "framework":
+            result[patch.id] = None  # what the selection allows needs it; only a deny item turns it off
         elif allow:
             result[patch.id] = None if matches(allow) else "not in the selection"
         elif not patch.default:

@@ -64,11 +64,11 @@ def _nvidia_driver() -> str | None:
 def diagnose() -> dict[str, Any]:
     """The doctor's report as a dict; ``report["ok"]`` is False when a known break is uncovered."""
     plans = RUNTIME.plan(None)
-    patches = {p.id: p for p in RUNTIME.collected().patches}
+    patches = {p.id: p for p in RUNTIME.plugins.collected().patches}
     would_apply = [p for p in plans if p.state == "pending"]
     covered = {catalog for p in would_apply for catalog in patches[p.id].catalog}
     uncovered, refused = [], []
-    for known in RUNTIME.breaks():
+    for known in RUNTIME.plugins.collected().breaks:
         version = installed_version(known.distribution)
         inside, _ = gate(known.affected, version)
         if inside and known.id not in covered and known.refused:
@@ -86,7 +86,7 @@ def diagnose() -> dict[str, Any]:
         "would_apply": [{"id": p.id, "reason": p.reason} for p in would_apply],
         "uncovered": uncovered,
         "refused": refused,
-        "registry_errors": list(RUNTIME.collected().errors),
+        "registry_errors": list(RUNTIME.plugins.collected().errors),
         "newer_than_tested": _newer_than_tested(),
-        "ok": not uncovered and not RUNTIME.collected().errors,
+        "ok": not uncovered and not RUNTIME.plugins.collected().errors,
     }

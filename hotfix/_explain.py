@@ -147,14 +147,14 @@ def explain_text(text: str) -> str:
     from ._runtime import RUNTIME
     from ._versions import installed_version
 
-    collected = RUNTIME.collected()
+    collected = RUNTIME.plugins.collected()
     found = _candidates(text, list(collected.patches))
     lines = []
     for patch, why in found:
         catalog = f" (break {', '.join(patch.catalog)})" if patch.catalog else ""
         lines.append(f"{NOTE_PREFIX} patch {patch.id}{catalog} covers this: {why}; {_state(patch)}.")
         lines.append(f"{NOTE_PREFIX}   {patch.summary}")
-    for row in RUNTIME.breaks():
+    for row in RUNTIME.plugins.collected().breaks:
         pattern = _error_pattern(row.error)
         if row.refused and pattern is not None and pattern.search(text):
             lines.append(f"{NOTE_PREFIX} this is break {row.id}, which hotfix does not shim by design: {row.refused}")

@@ -16,7 +16,7 @@ from typing import Any, final
 
 import pluggy
 
-from . import _hookspecs, _resources
+from . import _framework, _hookspecs, _resources
 from ._errors import HotfixError, RegistryError
 from ._hookspecs import hookimpl
 from ._patch import Patch
@@ -53,7 +53,7 @@ class Collected:
 
 
 def make_manager() -> tuple[pluggy.PluginManager, Bundled, list[str]]:
-    """A PluginManager with the bundled registry and every installed patch pack.
+    """A PluginManager with the bundled registry, the framework's patches and every installed patch pack.
 
     A pack whose entry point fails to load is reported, not raised: a broken
     plugin must never stop the host application.
@@ -62,6 +62,7 @@ def make_manager() -> tuple[pluggy.PluginManager, Bundled, list[str]]:
     manager.add_hookspecs(_hookspecs)
     bundled = Bundled()
     manager.register(bundled, name="hotfix.bundled")
+    manager.register(_framework, name=_framework.PLUGIN)
     errors: list[str] = []
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if manager.has_plugin(entry_point.name):
@@ -86,6 +87,7 @@ def collect(manager: pluggy.PluginManager, bundled: Bundled) -> Collected:
     seen: dict[str, Patch] = {}
     for implementation in manager.hook.hotfix_patches.get_hookimpls():
         plugin_name = manager.get_name(implementation.plugin) or repr(implementation.plugin)
+        own = implementation.plugin is bundled or implementation.plugin is _framework
         source = "hotfix registry" if implementation.plugin is bundled else f"plugin {plugin_name!r}"
         try:
             function: Any = implementation.function
@@ -101,7 +103,7 @@ def collect(manager: pluggy.PluginManager, bundled: Bundled) -> Collected:
                 if patch.id in seen:
                     check_unique([seen[patch.id], patch])
             except RegistryError as error:
-                if implementation.plugin is bundled:
+                if own:
                     raise
                 collected.errors.append(str(error))
                 continue

@@ -8,7 +8,8 @@ from each live in their own module:
 * :mod:`hotfix._decide`: what applies (selection, version gate), one pure
   decision that ``enable()`` acts on and ``plan()`` reports;
 * :mod:`hotfix._importer`: the finder that reports watched imports;
-* :mod:`hotfix._followers`: where transformers loads modules behind the finder's back;
+* :mod:`hotfix._framework`: the framework's own patches, where transformers
+  loads modules behind the finder's back (they hand them to :meth:`Runtime.module_appeared`);
 * :mod:`hotfix._events`: log records and observer hooks, emitted after the lock is released;
 * :mod:`hotfix._status`: what :func:`hotfix.status` returns.
 """
@@ -25,14 +26,12 @@ from collections.abc import Sequence
 from typing import Any, final
 
 from . import _env, _explain, _introspect, _log, _scope, _usage
-from ._apply import revert, settle
+from ._apply import revert_all, settle, subclass_failed
 from ._decide import Slot, arrange, plan, select, unmatched, watches
 from ._errors import ConfigurationError, PatchFailedError
-from ._events import Event, emit_all, log_traceback, patch_event
-from ._followers import FOLLOWED, Followers
+from ._events import Event, emit_all, patch_event
 from ._importer import Finder
 from ._plugins import Collected, Plugins
-from ._registry import Break
 from ._shims import Shims
 from ._status import PatchStatus, State, Status
 from ._subclass import SubclassHooks
@@ -57,22 +56,11 @@ class Runtime:
         self._by_prefix: list[tuple[str, Slot]] = []
         self._by_missing: dict[str, list[Slot]] = {}
         self._applied: list[tuple[Slot, Shims]] = []
-        self._internal = Shims("hotfix")
-        self._followers = Followers(self._internal, self._module_loaded, self._watching)
         self._subclasses = SubclassHooks(self._subclass_failed)
         self._environ: dict[str, str | None] = {}
         self._selection: list[str] | None = None
 
     # -- the registry (hotfix._plugins) --------------------------------------------
-
-    def collected(self) -> Collected:
-        return self.plugins.collected()
-
-    def manager(self) -> Any:
-        return self.plugins.manager()
-
-    def breaks(self) -> list[Break]:
-        return self.plugins.collected().breaks
 
     def reload(self) -> None:
         """Forget the collected registry, the plugins and the patch states (after installing a patch pack)."""
@@ -112,18 +100,15 @@ class Runtime:
                 return
             _log.configure()
             self.strict = _env.strict() if strict is None else strict
-            collected = self.collected()
+            collected = self.plugins.collected()
             events += _misconfiguration(collected, selection, patches is not None, self.strict)
             _declare_legacy(legacy, self.strict)
             self._selection = selection
-            for problem in collected.errors:  # a pack that failed to load or declared invalid patches
-                events.append(functools.partial(_log.emit, "warning", "plugin.error", error=problem))
             self.slots = arrange(collected.patches, selection)
             events += [patch_event(self._hook, "skipped", s) for s in self.slots.values() if not s.active]
             self._by_module, self._by_prefix, self._by_missing = watches(self.slots.values())
-            exact = [*self._by_module, *Followers.watched(list(self._by_module))]
             self.finder = Finder(self._module_loaded, self._module_missing)
-            self.finder.watch(exact, [prefix for prefix, _ in self._by_prefix], list(self._by_missing))
+            self.finder.watch(list(self._by_module), [prefix for prefix, _ in self._by_prefix], list(self._by_missing))
             # A new list, never an in-place change: importlib iterates the live
             # list in other threads, and removing an entry under a running
             # iteration makes it skip the next finder (a real module then
@@ -151,17 +136,9 @@ class Runtime:
             self.generation += 1
             if self.finder in sys.meta_path:
                 sys.meta_path = [finder for finder in sys.meta_path if finder is not self.finder]  # see enable()
-            reverted: dict[str, Slot] = {}
-            while self._applied:
-                slot, shims = self._applied.pop()
-                revert(shims, slot.patch.id)
-                reverted[slot.patch.id] = slot
-            for slot in reverted.values():
-                slot.state, slot.reason = "reverted", "hotfix.disable() removed its shims"
-                events.append(patch_event(self._hook, "reverted", slot, module=",".join(slot.modules), seconds=0.0))
+            events += revert_all(self._hook, self._applied)
             for slot in self.slots.values():
                 slot.active = False
-            self._internal.revert()
             _explain.remove_hooks()
             _usage.clear()
             _introspect.clear_caches()
@@ -175,14 +152,17 @@ class Runtime:
     def _hook(self) -> Any:
         return self.plugins.manager().hook
 
-    def _watching(self, name: str) -> bool:
+    def watching(self, name: str) -> bool:
+        """Whether hotfix is enabled and a selected patch watches module *name*."""
         return self.enabled and self.finder is not None and self.finder.watches(name)
+
+    def module_appeared(self, module: types.ModuleType) -> None:
+        """Apply what watches *module*, which was loaded without passing the finder (:mod:`hotfix._framework`)."""
+        if self.watching(getattr(module, "__name__", "")):
+            self._module_loaded(module)
 
     def _module_loaded(self, module: types.ModuleType) -> None:
         name = getattr(module, "__name__", "")
-        if name in FOLLOWED:  # the lock only there: an import must not wait for enable() or disable() for nothing
-            with self.lock:
-                self._followers.module_loaded(module, self._by_module)
         slots = list(self._by_module.get(name, ()))
         slots += [slot for prefix, slot in self._by_prefix if name.startswith(prefix)]
         for slot in slots:
@@ -242,22 +222,17 @@ class Runtime:
             raise PatchFailedError(patch.id, name, error)
 
     def _subclass_failed(self, shims: Shims, cls: type, error: BaseException) -> None:
-        slot = self.slots.get(shims.patch_id)
-        target = f"{cls.__module__}.{cls.__qualname__}"
-        _log.emit("warning", "patch.failed", patch=shims.patch_id, module=cls.__module__, target=target,
-            error=f"{type(error).__name__}: {error}",
-        )  # fmt: skip
-        log_traceback(shims.patch_id, error)
-        if slot is not None:
-            with self.lock:
-                slot.error = f"on class {target}: {type(error).__name__}: {error}"
+        target, problem = subclass_failed(shims.patch_id, cls, error)
+        with self.lock:
+            if shims.patch_id in self.slots:
+                self.slots[shims.patch_id].error = problem
         if self.strict:
             raise PatchFailedError(shims.patch_id, target, error)
 
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> Status:
-        collected = self.collected()
+        collected = self.plugins.collected()
         with self.lock:
             patches = [slot.status() for slot in self.slots.values()] if self.slots else self.plan(None)
             changes: dict[str, list[Any]] = {}
@@ -267,17 +242,20 @@ class Runtime:
 
     def plan(self, selection: Sequence[str] | None) -> list[PatchStatus]:
         """What each patch would do in this environment if hotfix were enabled now."""
-        return plan(self.collected().patches, selection if selection is not None else _env.patch_selection())
+        return plan(self.plugins.collected().patches, selection if selection is not None else _env.patch_selection())
 
 
 def _misconfiguration(collected: Collected, selection: list[str] | None, given: bool, strict: bool) -> list[Event]:
-    """Settings that would silently change what hotfix does: raised in strict mode, else logged."""
+    """Settings that would silently change what hotfix does: raised in strict mode, else logged (with the
+    packs that failed to load or declared invalid patches)."""
     problems = [(_env.LOG_LEVEL, p) for p in [_env.log_level_problem()] if p]
     setting = "hotfix.enable(patches=...)" if given else _env.PATCHES
     problems += [(setting, p) for p in unmatched(collected.patches, selection)]
     if problems and strict:
         raise ConfigurationError(problems[0][0], "; ".join(p for _, p in problems))
-    return [functools.partial(_log.emit, "warning", "config.invalid", setting=s, detail=p) for s, p in problems]
+    events: list[Event] = [functools.partial(_log.emit, "warning", "plugin.error", error=e) for e in collected.errors]
+    events += [functools.partial(_log.emit, "warning", "config.invalid", setting=s, detail=p) for s, p in problems]
+    return events
 
 
 def _declare_legacy(legacy: Sequence[str] | None, strict: bool) -> None:

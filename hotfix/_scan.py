@@ -894,7 +894,7 @@ def _scan(path: Path, patches: Sequence[Patch] | None) -> dict[str, Any]:
     if patches is None:
         from ._runtime import RUNTIME
 
-        patches = RUNTIME.collected().patches
+        patches = RUNTIME.plugins.collected().patches
     base = path if path.is_dir() else path.parent
     codes: list[_Code] = []
     findings: list[Finding] = []

@@ -157,6 +157,59 @@ def _counting(change: Change, value: Any, patch_id: str) -> Any:
     return value
 
 
+_DESCRIPTORS: dict[str, Callable[[Any], Any]] = {
+    "property": property, "classmethod": classmethod, "staticmethod": staticmethod,
+}  # fmt: skip
+
+ArgumentRewrite = Callable[[tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]
+
+
+def _adapter(
+    dropped: tuple[str, ...], renamed: tuple[tuple[str, str], ...], positional: ArgumentRewrite | None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The function maker of :meth:`Shims.adapt_arguments`."""
+
+    def make(function: Callable[..., Any]) -> Callable[..., Any]:
+        # Specialised closures: on a hot path the adapter costs what a
+        # hand-written replacement costs (see bench/test_shims.py).
+        if len(dropped) == 1 and not renamed and positional is None:
+            key = dropped[0]
+
+            def drop_one(*args: Any, **kwargs: Any) -> Any:
+                kwargs.pop(key, None)
+                return function(*args, **kwargs)
+
+            return drop_one
+
+        def adapted(*args: Any, **kwargs: Any) -> Any:
+            if kwargs:
+                for key in dropped:
+                    kwargs.pop(key, None)
+                for old, new in renamed:
+                    if old in kwargs:
+                        kwargs[new] = kwargs.pop(old)
+            if positional is not None:
+                args, kwargs = positional(args, kwargs)
+            return function(*args, **kwargs)
+
+        return adapted
+
+    return make
+
+
+def _withdraw(importer: Any, name: str, factory: Callable[[], types.ModuleType]) -> str | None:
+    """Undo :meth:`Shims.provide_module`: the finder forgets the module, and a module it built leaves sys.modules."""
+    importer.withdraw(name, factory)
+    module = sys.modules.get(name)
+    if module is not None and getattr(module, "__hotfix_provided__", None) is factory:
+        del sys.modules[name]
+        parent_name, _, child = name.rpartition(".")
+        parent = sys.modules.get(parent_name)
+        if parent is not None and vars(parent).get(child) is module:
+            delattr(parent, child)
+    return None
+
+
 @final
 class Shims:
     """Applies and records the changes of one patch.
@@ -223,16 +276,8 @@ class Shims:
 
     def restore(self, owner: Any, name: str, value: Any, kind: Kind = "value") -> Any:
         """Restore a removed function, method, property, classmethod or staticmethod."""
-        wrapped: Any
-        if kind == "property":
-            wrapped = property(value)
-        elif kind == "classmethod":
-            wrapped = classmethod(value)
-        elif kind == "staticmethod":
-            wrapped = staticmethod(value)
-        else:
-            wrapped = value
-        return self.set(owner, name, wrapped, count=kind != "value")
+        wrap = _DESCRIPTORS.get(kind)
+        return self.set(owner, name, wrap(value) if wrap else value, count=kind != "value")
 
     def wrap(self, owner: Any, name: str, wrapper: WrapperFunction) -> Any:
         """Wrap ``owner.name`` (its own or inherited value) with a wrapt ``FunctionWrapper``."""
@@ -250,7 +295,7 @@ class Shims:
         *,
         drop: Iterable[str] = (),
         rename: Mapping[str, str] | None = None,
-        positional: Callable[[tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]] | None = None,
+        positional: ArgumentRewrite | None = None,
     ) -> Any:
         """Wrap a callable so that it accepts the legacy call form.
 
@@ -259,34 +304,7 @@ class Shims:
         ``(args, kwargs)`` for calls whose positional form changed; ``args`` are
         as the function receives them (``self`` first for a method).
         """
-        dropped = tuple(drop)
-        renamed = tuple((rename or {}).items())
-
-        def make(function: Callable[..., Any]) -> Callable[..., Any]:
-            # Specialised closures: on a hot path the adapter costs what a
-            # hand-written replacement costs (see bench/test_shims.py).
-            if len(dropped) == 1 and not renamed and positional is None:
-                key = dropped[0]
-
-                def drop_one(*args: Any, **kwargs: Any) -> Any:
-                    kwargs.pop(key, None)
-                    return function(*args, **kwargs)
-
-                return drop_one
-
-            def adapted(*args: Any, **kwargs: Any) -> Any:
-                if kwargs:
-                    for key in dropped:
-                        kwargs.pop(key, None)
-                    for old, new in renamed:
-                        if old in kwargs:
-                            kwargs[new] = kwargs.pop(old)
-                if positional is not None:
-                    args, kwargs = positional(args, kwargs)
-                return function(*args, **kwargs)
-
-            return adapted
-
+        make = _adapter(tuple(drop), tuple((rename or {}).items()), positional)
         return self.replace(owner, name, make)
 
     def proxy_return(self, owner: Any, name: str, proxy: Callable[[Any], Any]) -> Any:
@@ -335,20 +353,7 @@ class Shims:
                 self.patch_id, "provide_module needs the import hook; apply the patch through hotfix.enable()"
             )
         self._importer.provide(name, factory)
-        importer = self._importer
-
-        def undo() -> str | None:
-            importer.withdraw(name, factory)
-            module = sys.modules.get(name)
-            if module is not None and getattr(module, "__hotfix_provided__", None) is factory:
-                del sys.modules[name]
-                parent_name, _, child = name.rpartition(".")
-                parent = sys.modules.get(parent_name)
-                if parent is not None and vars(parent).get(child) is module:
-                    delattr(parent, child)
-            return None
-
-        self.record(f"module {name}", undo)
+        self.record(f"module {name}", functools.partial(_withdraw, self._importer, name, factory))
 
     def on_subclass(
         self, base: type, callback: Callable[[type, Shims], None], *, exclude: tuple[str, ...] = ()

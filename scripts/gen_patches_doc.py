@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from hotfix import _framework  # noqa: E402
 from hotfix._registry import load_toml  # noqa: E402
 from hotfix._resources import registry_text  # noqa: E402
 
@@ -58,6 +59,19 @@ def render() -> str:
             f"| {patch.distribution} `{patch.affected}` | `{_cell(patch.error)}` | {patch.shape} "
             f"| `{patch.reproducer}` | {links} | {_cell(patch.limits)} |"
         )
+    lines += [
+        "",
+        "## The framework's own patches",
+        "",
+        "Plugin `hotfix.framework`: no break of their own, they hand hotfix the modules that transformers loads",
+        "outside the import system, so that the patches above reach them. An allow list in `HOTFIX_PATCHES` keeps",
+        "them on; a deny item turns them off.",
+        "",
+        "| id | watches | what it does | test |",
+        "| --- | --- | --- | --- |",
+    ]
+    for patch in _framework.PATCHES:
+        lines.append(f"| `{patch.id}` | `{', '.join(patch.modules)}` | {_cell(patch.summary)} | `{patch.reproducer}` |")
     covered = {c for p in patches for c in p.catalog}
     lines += ["", "## Catalog rows without a patch yet", "", "| break | affected | summary |", "| --- | --- | --- |"]
     for known in breaks:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import traceback
@@ -24,6 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 IMPORTS = {
+    # processing_utils executes transformers/__init__.py again: a new module object in sys.modules
+    "reexecuted": "import transformers.processing_utils\nfrom transformers import AdamW\nresult = AdamW.__name__",
     "m3": "from transformers.modeling_utils import no_init_weights\nresult = no_init_weights.__module__",
     "m14": "import transformers.deepspeed as module\nresult = module.HfDeepSpeedConfig.__name__",
     "g9": "from transformers.generation_utils import GenerationMixin\nresult = GenerationMixin.__name__",
@@ -762,14 +765,14 @@ def run_follow(workdir: Path) -> Any:
                 )
             ]  # fmt: skip
 
+    selection = os.environ.get("HOTFIX_PATCHES")  # what the test selected, set by the first enable()
     hotfix.disable()
     hotfix.register_plugin(Pack(), name="follow")
-    hotfix.enable()
+    hotfix.enable(patches=selection.split(",") if selection else None)
     result = run_legacy_lm(workdir)
     modeling = [name for name in sys.modules if name.endswith(".modeling_legacy_lm")]
-    return {"seen": sorted(seen), "modeling": modeling, "marked": [
-        bool(getattr(sys.modules[name], "HOTFIX_SAW_ME", False)) for name in modeling
-    ], "tokens": result["tokens"]}  # fmt: skip
+    marked = [bool(getattr(sys.modules[name], "HOTFIX_SAW_ME", False)) for name in modeling]
+    return {"seen": sorted(seen), "modeling": modeling, "marked": marked, "tokens": result["tokens"]}
 
 
 def run_modern(workdir: Path) -> Any:

@@ -30,7 +30,7 @@ pytest.importorskip("transformers")
 
 
 def _applies(patch_id: str) -> bool:
-    patch = next(p for p in RUNTIME.collected().patches if p.id == patch_id)
+    patch = next(p for p in RUNTIME.plugins.collected().patches if p.id == patch_id)
     return gate(patch.affected, installed_version(patch.distribution))[0]
 
 

@@ -71,10 +71,15 @@ PACKAGE_REPRODUCERS: dict[str, tuple[str, str, str]] = {
 
 
 def users_saw(patch: str, name: str | None = None) -> str:
+    """What package *name* fails with without *patch*: the registry's error or its reproducer's, or what the
+    package's fixture.json "errors" says where its code fails another way than both."""
     errors: dict[str, str] = package_spec(name).get("errors", {}) if name is not None else {}
     if patch in errors:
         return errors[patch]
-    return PACKAGE_REPRODUCERS[patch][2] if patch in PACKAGE_REPRODUCERS else REPRODUCERS[patch][1]
+    if patch in PACKAGE_REPRODUCERS:
+        return PACKAGE_REPRODUCERS[patch][2]
+    declared, reproduced = PATCHES[patch].error, REPRODUCERS[patch][1]
+    return reproduced if reproduced.startswith("!") or not declared else f"{reproduced}|{declared}"
 
 
 def breaks_here(name: str, patch: str) -> bool:

@@ -251,7 +251,7 @@ def test_a_plugin_registered_without_a_name_is_named_after_its_class() -> None:
     hotfix.register_plugin(second)
     from hotfix._runtime import RUNTIME
 
-    names = {RUNTIME.manager().get_name(p) for p in (first, second)}
+    names = {RUNTIME.plugins.manager().get_name(p) for p in (first, second)}
     qualified = f"{__name__}.{Observer.__qualname__}"
     assert names == {qualified, f"{qualified}#2"}
 

@@ -53,7 +53,7 @@ def _findings(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
 
 
 def _applies(patch_id: str) -> bool:
-    patch = next(p for p in RUNTIME.collected().patches if p.id == patch_id)
+    patch = next(p for p in RUNTIME.plugins.collected().patches if p.id == patch_id)
     return gate(patch.affected, installed_version(patch.distribution))[0]
 
 
@@ -246,7 +246,7 @@ def test_a_malformed_scan_trigger_names_the_file_and_entry() -> None:
 
 
 def test_every_bundled_scan_trigger_names_a_known_kind() -> None:
-    for patch in RUNTIME.collected().patches:
+    for patch in RUNTIME.plugins.collected().patches:
         for trigger in _scan.patch_triggers(patch):
             assert trigger.partition(":")[0] in _scan.TRIGGER_KINDS, (patch.id, trigger)
 

@@ -26,6 +26,7 @@ pytest.importorskip("torch")
 
 from scenario import IMPORTS
 
+from hotfix import _framework
 from hotfix._registry import load_toml
 from hotfix._resources import registry_text
 from hotfix._versions import gate, installed_version
@@ -296,6 +297,22 @@ def test_prefix_patches_follow_remote_code_loaded_outside_the_import_system() ->
     result = outcome["result"]
     assert result["modeling"] and all(result["marked"])
     assert any(name.endswith(".modeling_legacy_lm") for name in result["seen"])
+
+
+@pytest.mark.parametrize("patch_id", [patch.id for patch in _framework.PATCHES])
+def test_framework_patch_hands_over_what_transformers_loads_outside_the_import_system(patch_id: str) -> None:
+    patch = next(p for p in _framework.PATCHES if p.id == patch_id)
+    name = patch.reproducer.removeprefix("scenario:")
+    needs(name)
+    silent = patch.fails_with.startswith("!")
+
+    def run(selection: Sequence[str]) -> Outcome:
+        outcome = Outcome.from_dict(scenario(name, hotfix="before", patches=",".join(selection)))
+        if silent and outcome.ok:
+            outcome.result = bool(outcome.result["modeling"]) and all(outcome.result["marked"])
+        return outcome
+
+    check_patch(patch_id, run, error=None if silent else patch.fails_with, expected=True if silent else NOTHING)
 
 
 def _clean_env() -> dict[str, str]:
