@@ -686,6 +686,52 @@ def run_legacy_tok(workdir: Path) -> Any:
     return run_package_tokenizer(write_legacy_lm(workdir / "legacy_lm"))
 
 
+SPM_TEXTS = ["hello world", "the quick brown fox jumps over the lazy dog", "code model token"]
+
+
+def write_legacy_spm(directory: Path) -> Path:
+    """The LegacySPM tokenizer package (tests/fixtures/legacy_spm) with a SentencePiece model trained here."""
+    import random
+    import shutil
+
+    import sentencepiece
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for source in (Path(__file__).resolve().parent / "fixtures" / "legacy_spm").glob("*.py"):
+        shutil.copy(source, directory / source.name)
+    words = "the quick brown fox jumps over lazy dog hello world model code token python import value".split()  # noqa: SIM905
+    generator = random.Random(0)
+    lines = [" ".join(generator.choice(words) for _ in range(10)) for _ in range(500)]
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_prefix=str(directory / "tokenizer"), vocab_size=80, model_type="bpe",
+        character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2,
+    )  # fmt: skip
+    (directory / "tokenizer.vocab").unlink()
+    config = {
+        "tokenizer_class": "LegacySPMTokenizer",
+        "auto_map": {"AutoTokenizer": ["tokenization_legacy_spm.LegacySPMTokenizer",
+                                       "tokenization_legacy_spm_fast.LegacySPMTokenizerFast"]},
+    }  # fmt: skip
+    (directory / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return directory
+
+
+def run_legacy_spm_fast(workdir: Path) -> Any:
+    """The fast LegacySPM tokenizer, converted from the slow one, must encode as SentencePiece does (as on 4.x)."""
+    import sentencepiece
+    from transformers import AutoTokenizer
+
+    directory = write_legacy_spm(workdir / "legacy_spm")
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=True)
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(directory / "tokenizer.model"))
+    ids = [tokenizer(text)["input_ids"] for text in SPM_TEXTS]
+    return {
+        "class": type(tokenizer).__name__,
+        "as_sentencepiece": ids == [[1, *processor.encode(text)] for text in SPM_TEXTS],
+        "decoded": [tokenizer.decode(row, skip_special_tokens=True) for row in ids],
+    }
+
+
 def run_direct(workdir: Path) -> Any:
     """Build the legacy model class directly (as InternVL builds its language model), not through AutoModel."""
     import torch
@@ -878,6 +924,7 @@ SCENARIOS = {
     "packages": run_packages,
     "legacy_lm": run_legacy_lm, "legacy_tok": run_legacy_tok, "direct": run_direct, "fixed_lm": run_fixed_lm,
     "revert": run_revert, "modern": run_modern, "follow": run_follow, "attn_mask_equal": run_attn_mask_equal,
+    "legacy_spm_fast": run_legacy_spm_fast,
     "vendored": run_vendored,
 }  # fmt: skip
 

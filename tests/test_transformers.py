@@ -105,6 +105,11 @@ EXPECTED: dict[str, Any] = {
     "m31-import-utils": True,
     "m32": [8, "OnnxConfig"],
     "t7": [["<od>", "</od>"], [96, 97], [1, 69, 96, 70]],
+    "legacy_spm_fast": {
+        "class": "LegacySPMTokenizerFast",
+        "as_sentencepiece": True,
+        "decoded": ["hello world", "the quick brown fox jumps over the lazy dog", "code model token"],
+    },
     "m10": [
         {"pytorch_model-00001-of-00002.bin": ["a"], "pytorch_model-00002-of-00002.bin": ["b"]},
         {

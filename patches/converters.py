@@ -1,0 +1,162 @@
+"""Fast tokenizers that remote code builds by converting its slow tokenizer (InternLM2, InternLM2.5).
+
+**T8: transformers 5 no longer converts the slow tokenizer (5.0 on).**
+In 4.x a ``PreTrainedTokenizerFast`` subclass with a ``slow_tokenizer_class``
+and no ``tokenizer.json`` was built by instantiating the slow tokenizer and
+running the converter registered in ``SLOW_TO_FAST_CONVERTERS`` under the
+slow class's name; remote code registers its own there
+(``SLOW_TO_FAST_CONVERTERS["InternLM2Tokenizer"] = InternLM2Converter``).
+5.x reads ``tokenizer.model`` itself: it looks a converter up under the
+*fast* class's name and only uses one with the new ``convert_from_spm``
+API, so the remote converter never runs. Without protobuf the SentencePiece
+extraction fails and its tiktoken fallback reads the binary model as text::
+
+    ValueError: Error parsing line b'\\x0e' in .../tokenizer.model
+
+With protobuf the tokenizer loads and splits text differently from the
+model's own SentencePiece (silently other token ids). The shim restores the
+4.x construction for remote fast classes whose slow class has a converter
+that legacy code registered: ``convert_to_native_format`` leaves their
+arguments as they are, and ``__init__`` builds the slow tokenizer from the
+arguments the subclass passes up and hands the converter's result over as
+``tokenizer_object``, as 4.x did. A ``tokenizer.json`` still wins.
+
+**T9: ``SentencePieceExtractor`` changed its API (5.0 on).**
+4.x: ``SentencePieceExtractor(path).extract(vocab_scores=None)`` returned
+``(vocab, merges)`` and needed only sentencepiece. 5.x: ``extract(model_type,
+**kwargs)`` returns keyword arguments, and the constructor needs protobuf.
+Legacy converters call the old form and fail with::
+
+    AttributeError: 'list' object has no attribute '__name__'
+
+The shim answers the old call forms (no argument, ``vocab_scores=``, or a
+list or mapping of scores first) with the 4.x result, from the model read
+with sentencepiece; 5.x's own calls (a model type or ``None`` first) are
+unchanged. A legacy caller without protobuf gets the sentencepiece-only
+extractor 4.x had.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from typing import Any
+
+from hotfix.authoring import Finding, Shims, called_from_legacy, is_legacy
+
+_NATIVE = "convert_to_native_format"
+
+
+def _legacy_converter(cls: Any) -> Any:
+    """The converter legacy code registered for *cls*'s slow tokenizer, when *cls* is a legacy fast class."""
+    if not isinstance(cls, type) or not is_legacy(cls.__module__):
+        return None
+    slow = getattr(cls, "slow_tokenizer_class", None)
+    if not isinstance(slow, type):
+        return None
+    from transformers.convert_slow_tokenizer import SLOW_TO_FAST_CONVERTERS
+
+    converter = SLOW_TO_FAST_CONVERTERS.get(slow.__name__)
+    if converter is None or not is_legacy(getattr(converter, "__module__", "")):
+        return None
+    return converter
+
+
+def probe_slow_conversion(module: types.ModuleType) -> Finding:
+    backend = vars(module).get("TokenizersBackend")
+    if not isinstance(backend, type) or _NATIVE not in vars(backend):
+        return False, "no TokenizersBackend.convert_to_native_format: fast tokenizers convert their slow tokenizer"
+    return True, "fast tokenizers read tokenizer.model themselves; a converter of remote code is ignored"
+
+
+def _native_format(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if _legacy_converter(instance) is None:
+        return wrapped(*args, **kwargs)
+    tokenizer_file = kwargs.get("tokenizer_file")
+    if isinstance(tokenizer_file, str) and os.path.isfile(tokenizer_file):
+        return wrapped(*args, **kwargs)
+    local = dict(kwargs)
+    local.pop("trust_remote_code", None)
+    local.pop("tokenizer_file", None)
+    return local
+
+
+# What 4.x's PreTrainedTokenizerFast.__init__ took off before it built the slow tokenizer.
+_FAST_ONLY = frozenset(
+    {"tokenizer_object", "__slow_tokenizer", "gguf_file", "tokenizer_file", "from_slow", "added_tokens_decoder"}
+)
+
+
+def _convert_slow(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    converter = _legacy_converter(type(instance))
+    if converter is not None and kwargs.get("tokenizer_object") is None and not kwargs.get("tokenizer_file"):
+        slow_kwargs = {key: value for key, value in kwargs.items() if key not in _FAST_ONLY}
+        slow = type(instance).slow_tokenizer_class(*args, **slow_kwargs)
+        kwargs = {**kwargs, "tokenizer_object": converter(slow).converted()}
+    return wrapped(*args, **kwargs)
+
+
+def apply_slow_conversion(module: types.ModuleType, shims: Shims) -> None:
+    backend = module.TokenizersBackend
+    shims.wrap(backend, _NATIVE, _native_format)
+    shims.wrap(backend, "__init__", _convert_slow)
+
+
+def probe_extractor_api(module: types.ModuleType) -> Finding:
+    extractor: Any = vars(module).get("SentencePieceExtractor")
+    if not isinstance(extractor, type):
+        return False, "no SentencePieceExtractor"
+    import inspect
+
+    try:
+        first = next(iter(list(inspect.signature(vars(extractor)["extract"]).parameters)[1:]), "")
+    except (TypeError, ValueError):
+        return False, "cannot read SentencePieceExtractor.extract"
+    except KeyError:
+        return False, "SentencePieceExtractor defines no extract"
+    if first != "model_type":
+        return False, f"SentencePieceExtractor.extract takes {first or 'nothing'} first (the 4.x API)"
+    return True, "SentencePieceExtractor.extract takes model_type and returns keyword arguments"
+
+
+def _legacy_form(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    if "model_type" in kwargs:
+        return False
+    if not args:
+        return set(kwargs) <= {"vocab_scores"}
+    return not kwargs and len(args) == 1 and isinstance(args[0], (list, tuple, dict))
+
+
+def apply_extractor_api(module: types.ModuleType, shims: Shims) -> None:
+    extractor = module.SentencePieceExtractor
+    generate_merges = module.generate_merges
+
+    def extract(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not _legacy_form(args, kwargs):
+            return wrapped(*args, **kwargs)
+        shims.mark_used("SentencePieceExtractor.extract(vocab_scores)")
+        processor = instance.__dict__.get("sp")
+        if processor is not None:
+            vocab = {processor.id_to_piece(index): index for index in range(processor.GetPieceSize())}
+        else:
+            vocab = {piece.piece: index for index, piece in enumerate(instance.proto.pieces)}
+        vocab_scores = args[0] if args else kwargs.get("vocab_scores")
+        return vocab, generate_merges(vocab, vocab_scores)
+
+    def construct(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return wrapped(*args, **kwargs)
+        except ImportError:
+            if not called_from_legacy():
+                raise
+        # 4.x's extractor: sentencepiece alone (5.x also wants protobuf for the model's proto).
+        from sentencepiece import SentencePieceProcessor
+
+        model = args[0] if args else kwargs["model"]
+        processor = SentencePieceProcessor()
+        processor.Load(model)
+        instance.sp = processor
+        return None
+
+    shims.wrap(extractor, "extract", extract)
+    shims.wrap(extractor, "__init__", construct)
