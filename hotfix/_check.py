@@ -107,6 +107,27 @@ def shrink_config(config: dict[str, Any], rules: dict[str, Any] | None = None) -
     return shrunk
 
 
+def _takes_pixels(model: Any) -> bool:
+    """Whether the model's forward takes an image first (``pixel_values``), not token ids."""
+    import inspect
+
+    try:
+        names = list(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return False
+    return bool(names) and names[0] in ("pixel_values", "images", "x") and "input_ids" not in names
+
+
+def _image_size(config: Any) -> int:
+    for name in ("img_size", "image_size"):
+        value = getattr(config, name, None)
+        if isinstance(value, (list, tuple)) and value:
+            value = value[0]
+        if isinstance(value, int) and value > 0:
+            return value
+    return 224
+
+
 def prompt_for(config: dict[str, Any], vocab: int, rules: dict[str, Any] | None = None) -> list[int]:
     """The prompt's token ids: fixed ids below *vocab*, then the ids the model's code requires (shrink.toml)."""
     rules = rules or _rules()
@@ -245,15 +266,24 @@ def _stages(folder: Path, work: Path, report: dict[str, Any], vendored: bool = F
         state["model"] = model
 
     def forward() -> None:
-        vocab = state["model"].get_input_embeddings().weight.shape[0]
-        ids = torch.tensor([prompt_for(raw, vocab)])
-        state["ids"] = ids
+        model = state["model"]
+        if _takes_pixels(model):  # a vision encoder (nomic-embed-vision): a fixed picture
+            size = _image_size(model.config)
+            channels = int(getattr(model.config, "num_channels", 3) or 3)
+            inputs = torch.linspace(-1, 1, channels * size * size).reshape(1, channels, size, size)
+        else:
+            inputs = torch.tensor([prompt_for(raw, model.get_input_embeddings().weight.shape[0])])
+            state["ids"] = inputs
         with torch.no_grad():
-            output = state["model"](ids)
-        logits = output[0] if isinstance(output, tuple) else getattr(output, "logits", None)
+            output = model(inputs)
+        if isinstance(output, torch.Tensor):
+            logits = output
+        else:
+            logits = output[0] if isinstance(output, tuple) else getattr(output, "logits", None)
         if logits is None:
             logits = output.last_hidden_state
-        report["logits"] = [round(float(x), 5) for x in logits[0, -1, :8]]
+        last = logits.reshape(logits.shape[0], -1, logits.shape[-1])[0, -1]  # the last position (or the pooled row)
+        report["logits"] = [round(float(x), 5) for x in last[:8]]
 
     def generate(use_cache: bool) -> Any:
         def run() -> None:

@@ -39,6 +39,19 @@ takes the scaled branch and fails with ``KeyError: 'type'``. For legacy config
 classes, legacy readers get the 4.x shape: ``None`` for default RoPE, else the
 dict with its ``type`` key. The RoPE parameters themselves are not touched:
 the same ``rope_theta`` and factor reach the model.
+
+**M34: configuration classes are strict dataclasses (5.4).**
+Every attribute assignment on a config is checked against the field's type
+annotation (huggingface_hub's ``@strict``). 4.x checked nothing, and
+published ``config.json`` files carry values of other types: nomic-bert's
+``n_inner: 2048.0`` fails at construction with::
+
+    StrictDataclassFieldValidationError: Validation error for field 'n_inner': ... expected int, got float
+
+For configuration classes defined outside transformers (and not themselves
+declared ``@strict``), the shim turns the field validators off, so values
+are stored as given, as in 4.x. transformers' own classes, and the class
+validators (``validate()``), are unchanged.
 """
 
 from __future__ import annotations
@@ -198,3 +211,23 @@ def apply_rope_scaling(module: types.ModuleType, shims: Shims) -> None:
             class_shims.set(cls, "rope_scaling", legacy_property)
 
     on_legacy_subclass(shims, base, adapt)
+
+
+# -- M34: config fields are type-checked on assignment (5.4) ---------------------------
+
+
+def probe_field_types(module: types.ModuleType) -> Finding:
+    # huggingface_hub's @strict keeps each field's validators in __validators__; transformers' model configs
+    # (GPT2Config, LlamaConfig, ...) are declared @strict on top of PreTrainedConfig.
+    if not isinstance(getattr(_config_class(module), "__validators__", None), dict):
+        return False, "config attributes are not validated on assignment"
+    return True, "config classes are strict dataclasses: fields are type-checked on assignment"
+
+
+def _unvalidated(cls: type, shims: Shims) -> None:
+    if "__validators__" not in vars(cls):  # a class that declares @strict itself keeps its checks
+        shims.set(cls, "__validators__", {}, count=False)
+
+
+def apply_field_types(module: types.ModuleType, shims: Shims) -> None:
+    on_legacy_subclass(shims, _config_class(module), _unvalidated)

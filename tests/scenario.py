@@ -94,6 +94,7 @@ IMPORTS = {
     "m27-opt-causal": "import torch\nfrom transformers.models.opt.modeling_opt import _make_causal_mask\n"
     "result = (_make_causal_mask(torch.Size([1, 3]), torch.float32, torch.device('cpu'), 1) == 0).int().tolist()",
     "m28": "from scenario import legacy_config_base_reads\nresult = legacy_config_base_reads()",
+    "m34": "from scenario import legacy_config_field_types\nresult = legacy_config_field_types()",
     "m30": "from transformers.pytorch_utils import find_pruneable_heads_and_indices as find\n"
     "heads, index = find([1, 3], n_heads=4, head_size=2, already_pruned_heads={0})\n"
     "result = [sorted(heads), index.tolist()]",
@@ -329,6 +330,29 @@ def legacy_config_base_reads() -> list[Any]:
     """A 2023 model reading the base attributes 4.x put on every config: unset, then set."""
     namespace = legacy_module("legacy_epoch", LEGACY_EMBEDDING_MODEL)
     return [namespace["build"](), namespace["build"](pad_token_id=3, bos_token_id=1, tie_word_embeddings=False)]
+
+
+LEGACY_GPT2_STYLE_CONFIG = """
+    from transformers import GPT2Config
+
+    class NomicStyleConfig(GPT2Config):
+        model_type = "legacy_nomic_style"
+
+        def __init__(self, prenorm=False, rotary_emb_fraction=0.0, **kwargs):
+            self.prenorm = prenorm
+            self.rotary_emb_fraction = rotary_emb_fraction
+            super().__init__(**kwargs)
+"""
+
+
+def legacy_config_field_types() -> list[Any]:
+    """A config subclass of a model's config given a float where the field is an int (nomic-bert's n_inner)."""
+    config_class = legacy_module("legacy_nomic_style", LEGACY_GPT2_STYLE_CONFIG)["NomicStyleConfig"]
+    config = config_class(n_embd=16, n_inner=64.0, n_layer=1, n_head=2, rotary_emb_fraction=0.5)
+    with tempfile.TemporaryDirectory() as directory:
+        config.save_pretrained(directory)
+        again = config_class.from_pretrained(directory)
+    return [config.n_inner, again.n_inner, type(again.n_inner).__name__, again.rotary_emb_fraction]
 
 
 LEGACY_CHAT_MODEL = """

@@ -257,3 +257,56 @@ def test_a_folder_with_a_processor_gets_a_processor_stage(tmp_path: Path, broken
     else:
         assert status == 0 and stages["processor"]["ok"], report["stages"]
         assert report["processor"] == {"class": "TinyImageProcessor", "shapes": {"pixel_values": [1, 3, 8, 8]}}
+
+
+TINY_VISION = """
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput
+
+
+class TinyVisionConfig(PretrainedConfig):
+    model_type = "tiny_vision"
+
+    def __init__(self, img_size=8, patch_size=4, num_channels=3, n_embd=16, **kwargs):
+        self.img_size = img_size
+        self.patch_size = patch_size
+        self.num_channels = num_channels
+        self.n_embd = n_embd
+        super().__init__(**kwargs)
+
+
+class TinyVisionModel(PreTrainedModel):
+    config_class = TinyVisionConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.patches = nn.Conv2d(config.num_channels, config.n_embd, config.patch_size, stride=config.patch_size)
+        self.post_init()
+
+    def _init_weights(self, module):
+        pass
+
+    def forward(self, pixel_values, return_dict=None):
+        assert pixel_values.shape[1:] == (self.config.num_channels, self.config.img_size, self.config.img_size)
+        hidden = self.patches(pixel_values).flatten(2).transpose(1, 2)
+        return BaseModelOutput(last_hidden_state=hidden)
+"""
+
+
+@pytest.mark.transformers
+def test_a_vision_encoder_is_given_a_picture_of_its_configured_size(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    folder = tmp_path / "tiny_vision"
+    folder.mkdir()
+    (folder / "modeling_tiny_vision.py").write_text(TINY_VISION, encoding="utf-8")
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "tiny_vision", "architectures": ["TinyVisionModel"], "img_size": 8, "patch_size": 4,
+        "auto_map": {"AutoConfig": "modeling_tiny_vision.TinyVisionConfig",
+                     "AutoModel": "modeling_tiny_vision.TinyVisionModel"},
+    }), encoding="utf-8")  # fmt: skip
+    status, report = _check(str(folder))
+    assert status == 0, report["stages"]
+    assert [s["stage"] for s in report["stages"]] == ["construct", "save and reload", "forward"]
+    assert len(report["logits"]) == 8
