@@ -1,4 +1,4 @@
-"""Fast tokenizers that remote code builds by converting its slow tokenizer (InternLM2, InternLM2.5).
+"""Loading the tokenizers of remote-code folders (InternLM2, InternLM2.5 fast tokenizers; vendored MPT folders).
 
 **T8: transformers 5 no longer converts the slow tokenizer (5.0 on).**
 In 4.x a ``PreTrainedTokenizerFast`` subclass with a ``slow_tokenizer_class``
@@ -34,6 +34,22 @@ list or mapping of scores first) with the 4.x result, from the model read
 with sentencepiece; 5.x's own calls (a model type or ``None`` first) are
 unchanged. A legacy caller without protobuf gets the sentencepiece-only
 extractor 4.x had.
+
+**T10: ``AutoTokenizer`` validates the folder's model config (5.4 on).**
+4.x read only ``tokenizer_config.json`` when it names the tokenizer class.
+5.x first loads ``config.json`` through ``AutoConfig`` (falling back to a
+plain config on ``ValueError``/``OSError``), and since 5.4 the config classes
+are strict: a folder written for remote code whose ``model_type`` is also a
+transformers model, loaded without ``trust_remote_code`` (a vendored
+Replit/MPT folder: ``attn_config.attn_type = "grouped_query_attention"``),
+fails in transformers' own ``MptConfig`` with::
+
+    StrictDataclassFieldValidationError: Validation error for field 'attn_type': ...
+
+which the fallback does not catch (it is no ``ValueError``). The shim takes
+that fallback for it: when the config that ``AutoTokenizer.from_pretrained``
+loads for itself fails validation, the call is made again with the plain
+``PreTrainedConfig`` of the folder, which is what the tokenizer needs from it.
 """
 
 from __future__ import annotations
@@ -160,3 +176,54 @@ def apply_extractor_api(module: types.ModuleType, shims: Shims) -> None:
 
     shims.wrap(extractor, "extract", extract)
     shims.wrap(extractor, "__init__", construct)
+
+
+# -- T10: AutoTokenizer loads a strict config it does not need (5.4) ---------------------
+
+_HUB_KEYWORDS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+
+
+def _validation_error(module: types.ModuleType) -> Any:
+    try:
+        import huggingface_hub.errors as errors
+    except ImportError:
+        return None
+    error = getattr(errors, "StrictDataclassError", None)
+    return error if isinstance(error, type) and not issubclass(error, ValueError) else None
+
+
+def probe_tokenizer_config(module: types.ModuleType) -> Finding:
+    import transformers.configuration_utils as configuration
+
+    base = getattr(configuration, "PreTrainedConfig", None)
+    if not isinstance(getattr(base, "__validators__", None), dict):
+        return False, "configs are not validated: a folder's config.json always loads"
+    if _validation_error(module) is None:
+        return False, "a config that fails validation raises a ValueError, which AutoTokenizer falls back from"
+    return True, "AutoTokenizer loads the folder's config strictly and does not fall back when it fails validation"
+
+
+def _while_loading_config(error: BaseException) -> bool:
+    frame = error.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_globals.get("__name__") == "transformers.models.auto.configuration_auto":
+            return True
+        frame = frame.tb_next
+    return False
+
+
+def apply_tokenizer_config(module: types.ModuleType, shims: Shims) -> None:
+    invalid = _validation_error(module)
+    from transformers.configuration_utils import PreTrainedConfig
+
+    def from_pretrained(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return wrapped(*args, **kwargs)
+        except invalid as error:
+            if kwargs.get("config") is not None or not args or not _while_loading_config(error):
+                raise
+        shims.mark_used("AutoTokenizer.from_pretrained with a config.json that fails validation")
+        hub = {key: kwargs[key] for key in _HUB_KEYWORDS if key in kwargs}
+        return wrapped(*args, **{**kwargs, "config": PreTrainedConfig.from_pretrained(args[0], **hub)})
+
+    shims.wrap(module.AutoTokenizer, "from_pretrained", from_pretrained)

@@ -95,6 +95,7 @@ IMPORTS = {
     "result = (_make_causal_mask(torch.Size([1, 3]), torch.float32, torch.device('cpu'), 1) == 0).int().tolist()",
     "m28": "from scenario import legacy_config_base_reads\nresult = legacy_config_base_reads()",
     "m34": "from scenario import legacy_config_field_types\nresult = legacy_config_field_types()",
+    "t10": "from scenario import mpt_folder_tokenizer\nresult = mpt_folder_tokenizer()",
     "m30": "from transformers.pytorch_utils import find_pruneable_heads_and_indices as find\n"
     "heads, index = find([1, 3], n_heads=4, head_size=2, already_pruned_heads={0})\n"
     "result = [sorted(heads), index.tolist()]",
@@ -353,6 +354,26 @@ def legacy_config_field_types() -> list[Any]:
         config.save_pretrained(directory)
         again = config_class.from_pretrained(directory)
     return [config.n_inner, again.n_inner, type(again.n_inner).__name__, again.rotary_emb_fraction]
+
+
+def mpt_folder_tokenizer() -> list[int]:
+    """The tokenizer of a folder whose config.json was written for remote MPT code, loaded without remote code."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoTokenizer
+
+    directory = Path(tempfile.mkdtemp())
+    backend = Tokenizer(models.WordLevel({"<unk>": 0, "hello": 1, "world": 2}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.save(str(directory / "tokenizer.json"))
+    settings = {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "<unk>"}
+    (directory / "tokenizer_config.json").write_text(json.dumps(settings), encoding="utf-8")
+    config = {
+        "model_type": "mpt", "architectures": ["MPTForCausalLM"], "d_model": 16, "n_heads": 2, "n_layers": 1,
+        "vocab_size": 3, "attn_config": {"attn_type": "grouped_query_attention", "kv_n_heads": 1},
+        "auto_map": {"AutoConfig": "configuration_mpt.MPTConfig", "AutoModelForCausalLM": "modeling_mpt.MPTForCausal"},
+    }  # fmt: skip
+    (directory / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return list(AutoTokenizer.from_pretrained(str(directory))("hello world")["input_ids"])
 
 
 LEGACY_CHAT_MODEL = """

@@ -100,6 +100,7 @@ EXPECTED: dict[str, Any] = {
     "m27-opt-causal": [[[[1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]]],
     "m28": [[None, True, False, None], [3, False, False, 1]],
     "m34": [64.0, 64.0, "float", 0.5],
+    "t10": [1, 2],
     "m30": [[1, 3], [2, 3, 6, 7]],
     "m33": [True],
     "m31": True,
