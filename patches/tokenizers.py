@@ -43,6 +43,19 @@ with tool tokens) read ``tokenizer.additional_special_tokens`` and
 The shim restores both as properties over the list 5.x keeps (the tokens of
 ``additional_special_tokens`` in tokenizer_config.json land there); setting
 the list sets that list, as the 4.x setter did.
+
+**T11: every ``*_token`` keyword becomes a special token (5.0).**
+4.x knew seven named special tokens (``bos_token`` ... ``mask_token``) and
+the additional ones; another ``*_token`` keyword of ``tokenizer_config.json``
+or ``__init__`` (ChatGLM-6B's ``gmask_token="[gMASK]"`` and
+``end_token="</s>"``) was a plain setting. 5.x registers each as a
+"model-specific" special token: it is added to the vocabulary where it is
+missing (other ids: ``"a[gMASK]b"`` encodes to a new id instead of its
+characters), splits text, and ``decode(..., skip_special_tokens=True)`` drops
+it (ChatGLM-6B's replies lose ``[gMASK]``, which 4.x kept). Silently. For
+tokenizer classes defined outside transformers the shim keeps such keywords
+plain settings, as in 4.x; they stay in ``init_kwargs`` and are saved with
+the tokenizer as before.
 """
 
 from __future__ import annotations
@@ -267,3 +280,32 @@ def apply_additional_special_tokens(module: types.ModuleType, shims: Shims) -> N
     base = module.PreTrainedTokenizerBase
     shims.set(base, "additional_special_tokens", property(_additional_special_tokens, _set_additional_special_tokens))
     shims.set(base, "additional_special_tokens_ids", property(_additional_special_tokens_ids))
+
+
+# -- T11: *_token keywords become model-specific special tokens (5.0) ----------------------
+
+_MODEL_SPECIFIC = "_set_model_specific_special_tokens"
+
+
+def probe_named_tokens(module: types.ModuleType) -> Finding:
+    base = module.PreTrainedTokenizerBase
+    if not callable(getattr(base, _MODEL_SPECIFIC, None)):
+        return False, "PreTrainedTokenizerBase has no model-specific special tokens"
+    return True, "every *_token keyword of a tokenizer becomes a special token"
+
+
+def apply_named_tokens(module: types.ModuleType, shims: Shims) -> None:
+    standard = frozenset(module.PreTrainedTokenizerBase.SPECIAL_TOKENS_ATTRIBUTES)
+
+    def make(function: Any) -> Any:
+        def set_model_specific_special_tokens(self: Any, special_tokens: dict[str, Any]) -> Any:
+            if not is_legacy(type(self).__module__):
+                return function(self, special_tokens)
+            kept = {key: value for key, value in special_tokens.items() if key in standard}
+            if len(kept) != len(special_tokens):
+                shims.mark_used(f"{type(self).__name__}: {', '.join(sorted(set(special_tokens) - set(kept)))}")
+            return function(self, kept) if kept else None
+
+        return set_model_specific_special_tokens
+
+    shims.replace(module.PreTrainedTokenizerBase, _MODEL_SPECIFIC, make)

@@ -96,6 +96,7 @@ IMPORTS = {
     "m28": "from scenario import legacy_config_base_reads\nresult = legacy_config_base_reads()",
     "m34": "from scenario import legacy_config_field_types\nresult = legacy_config_field_types()",
     "t10": "from scenario import mpt_folder_tokenizer\nresult = mpt_folder_tokenizer()",
+    "t11": "from scenario import legacy_named_tokens\nresult = legacy_named_tokens()",
     "m30": "from transformers.pytorch_utils import find_pruneable_heads_and_indices as find\n"
     "heads, index = find([1, 3], n_heads=4, head_size=2, already_pruned_heads={0})\n"
     "result = [sorted(heads), index.tolist()]",
@@ -325,6 +326,26 @@ def legacy_extra_tokens() -> list[Any]:
     tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=True)
     read = [list(tokenizer.additional_special_tokens), list(tokenizer.additional_special_tokens_ids)]
     return [*read, tokenizer("a<od>b")["input_ids"]]
+
+
+def legacy_named_tokens() -> list[Any]:
+    """A tokenizer_config.json with a *_token of the model's own (ChatGLM-6B's gmask_token): encode, decode."""
+    import json
+    import tempfile
+
+    from legacy_models import write_legacy_lm
+    from transformers import AutoTokenizer
+
+    directory = write_legacy_lm(Path(tempfile.mkdtemp()) / "legacy_lm")
+    config = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+    config["gmask_token"] = "[gMASK]"
+    (directory / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=True)
+    ids = tokenizer("a[gMASK]b")["input_ids"]
+    with tempfile.TemporaryDirectory() as saved:
+        tokenizer.save_pretrained(saved)
+        again = AutoTokenizer.from_pretrained(saved, trust_remote_code=True)
+    return [ids, tokenizer.decode(ids, skip_special_tokens=True), again("a[gMASK]b")["input_ids"]]
 
 
 def legacy_config_base_reads() -> list[Any]:
