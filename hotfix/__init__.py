@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._errors import ConfigurationError, HotfixError, PatchError, PatchFailedError, RegistryError, UnknownPatchError
+from ._errors import (
+    ConfigurationError,
+    DependencyError,
+    HotfixError,
+    PatchError,
+    PatchFailedError,
+    RegistryError,
+    UnknownPatchError,
+)
 from ._hookspecs import hookimpl
 from ._patch import Finding, Patch
 from ._runtime import RUNTIME, PatchStatus, Status
@@ -19,6 +27,7 @@ from ._shims import Shims
 
 __all__ = [
     "ConfigurationError",
+    "DependencyError",
     "Finding",
     "HotfixError",
     "Patch",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigurationError", "HotfixError", "PatchError", "PatchFailedError", "RegistryError", "UnknownPatchError"]
+__all__ = [
+    "ConfigurationError", "DependencyError", "HotfixError", "PatchError", "PatchFailedError", "RegistryError",
+    "UnknownPatchError",
+]  # fmt: skip
 
 
 class HotfixError(Exception):
@@ -70,3 +73,17 @@ class PatchFailedError(HotfixError):
             f"Its partial changes were undone. Deny it with HOTFIX_PATCHES=-{patch_id} "
             "or report the failure with the output of `hotfix doctor`."
         )
+
+
+class DependencyError(HotfixError, ImportError):
+    """A library hotfix itself needs (wrapt, structlog, pluggy, packaging) is missing or does not import.
+
+    Raised by :func:`hotfix.enable` before it changes anything, so that hotfix
+    is either fully on or off; at start-up (``HOTFIX_ENABLE``) it is printed
+    and the program runs without hotfix.
+    """
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name_ = name
+        self.problem = problem
+        super().__init__(f"hotfix needs {name}: {problem} (pip install {name})")

@@ -25,7 +25,7 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any, final
 
-__all__ = ["Finder"]
+__all__ = ["Finder", "degraded"]
 
 _LOADER_CLASS: list[type] = []
 
@@ -54,17 +54,57 @@ def _post_import_loader(loader: Any, on_loaded: Callable[[types.ModuleType], Non
                 try:
                     self.__wrapped__.exec_module(module)
                 except (ImportError, AttributeError, TypeError) as error:
-                    from ._explain import annotate
-
-                    annotate(error)  # legacy code that fails on import says which patch covers it
+                    _annotate(error)  # legacy code that fails on import says which patch covers it
                     raise
                 # A module may replace itself in sys.modules while it executes
                 # (transformers' _LazyModule does); the import system hands out
                 # that object, so that is the one to patch.
-                self._self_on_loaded(sys.modules.get(module.__name__, module))
+                _after_import(self._self_on_loaded, sys.modules.get(module.__name__, module))
 
         _LOADER_CLASS.append(_PostImportLoader)
     return _LOADER_CLASS[0](loader, on_loaded)
+
+
+def _annotate(error: BaseException) -> None:
+    try:
+        from ._explain import annotate
+
+        annotate(error)
+    except Exception:  # noqa: BLE001 - the note is a courtesy; the import's own error is what matters
+        pass
+
+
+def _after_import(on_loaded: Callable[[types.ModuleType], None], module: types.ModuleType) -> None:
+    """Run the patches on *module*; only strict mode's :class:`PatchFailedError` reaches the import."""
+    from ._errors import PatchFailedError
+
+    try:
+        on_loaded(module)
+    except PatchFailedError:
+        raise
+    except Exception as error:  # noqa: BLE001 - hotfix's own failure must not fail the host's import
+        _degraded(f"patching {getattr(module, '__name__', module)!r} failed: {type(error).__name__}: {error}")
+
+
+_DEGRADED: list[str] = []
+
+
+def degraded() -> list[str]:
+    """What hotfix could not do on imports in this process (shown in ``hotfix.status().errors``)."""
+    return list(_DEGRADED)
+
+
+def _degraded(problem: str) -> None:
+    """Report, once per problem, that hotfix could not act on an import; the import goes on without it."""
+    if problem in _DEGRADED:
+        return
+    _DEGRADED.append(problem)
+    try:
+        from . import _log
+
+        _log.emit("error", "import.degraded", detail=problem)
+    except Exception:  # noqa: BLE001 - see _after_import
+        pass
 
 
 @final
@@ -75,7 +115,11 @@ class _ProvidedLoader(importlib.abc.Loader):
         self.factory = factory
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
-        module = self.factory()
+        try:
+            module = self.factory()
+        except Exception as error:
+            _degraded(f"providing {spec.name!r} failed: {type(error).__name__}: {error}")
+            raise ModuleNotFoundError(f"No module named {spec.name!r}", name=spec.name) from error
         module.__hotfix_provided__ = self.factory  # type: ignore[attr-defined]
         return module
 
@@ -164,7 +208,10 @@ class Finder(importlib.abc.MetaPathFinder):
                     return importlib.util.spec_from_loader(fullname, _ProvidedLoader(factory))
             return None
         if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _post_import_loader(spec.loader, self._on_loaded)
+            try:
+                spec.loader = _post_import_loader(spec.loader, self._on_loaded)
+            except Exception as error:  # noqa: BLE001 - a broken wrapt: the module is imported unpatched
+                _degraded(f"cannot hook the import of {fullname!r}: {type(error).__name__}: {error}")
         return spec
 
     def _find_real(

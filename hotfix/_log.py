@@ -9,6 +9,7 @@ a stderr handler is attached to the ``hotfix`` logger itself, so that
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from typing import Any
@@ -73,6 +74,17 @@ def enabled(level: str) -> bool:
 
 
 def emit(level: str, event: str, **fields: Any) -> None:
-    """Log *event* at *level* with *fields*; costs one level check when the level is off."""
-    if logging.getLogger(_STDLIB_NAME).isEnabledFor(_LEVELS[level]):
+    """Log *event* at *level* with *fields*; costs one level check when the level is off. Never raises.
+
+    Events are emitted from inside the host's imports: when structlog is
+    missing or broken, or a handler fails, the event goes to the stdlib logger
+    as plain text, and if that fails too it is dropped.
+    """
+    stdlib = logging.getLogger(_STDLIB_NAME)
+    if not stdlib.isEnabledFor(_LEVELS[level]):
+        return
+    try:
         getattr(logger(), level)(event, **fields)
+    except Exception as error:  # noqa: BLE001 - logging must never break the import it reports on
+        with contextlib.suppress(Exception):  # nothing left to report through
+            stdlib.log(_LEVELS[level], "%s %s (structlog failed: %s: %s)", event, fields, type(error).__name__, error)

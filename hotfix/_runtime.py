@@ -17,6 +17,7 @@ from each live in their own module:
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import sys
 import threading
@@ -28,9 +29,9 @@ from typing import Any, final
 from . import _env, _explain, _introspect, _log, _scope, _usage
 from ._apply import revert_all, settle, subclass_failed
 from ._decide import Slot, arrange, plan, select, unmatched, watches
-from ._errors import ConfigurationError, PatchFailedError
+from ._errors import ConfigurationError, DependencyError, PatchError, PatchFailedError
 from ._events import Event, emit_all, patch_event
-from ._importer import Finder
+from ._importer import Finder, degraded
 from ._plugins import Collected, Plugins
 from ._shims import Shims
 from ._status import PatchStatus, State, Status
@@ -99,6 +100,7 @@ class Runtime:
                     _log.emit("warning", "enable.ignored", detail=problem)
                 return
             _log.configure()
+            _check_dependencies()
             self.strict = _env.strict() if strict is None else strict
             collected = self.plugins.collected()
             events += _misconfiguration(collected, selection, patches is not None, self.strict)
@@ -200,24 +202,21 @@ class Runtime:
         # deadlock: Python only detects cycles among its own module locks.
         started = time.perf_counter()
         shims = Shims(patch.id, self.finder, self._subclasses)
-        error: Exception | None = None
-        present, detail = False, ""
-        try:
-            present, detail = patch.probe(module)
-        except Exception as raised:  # noqa: BLE001 - a broken patch must not break the import
-            error = raised
+        finding, error, interrupted = _attempt(patch.probe, module)
+        if error is None and not (isinstance(finding, tuple) and len(finding) == 2):
+            error = PatchError(patch.id, f"its probe returned {finding!r}, not (break_present, detail)")
+        present, detail = finding if error is None else (False, "")
         with self.lock:
             if self.generation != generation:
                 return  # disabled (and maybe re-enabled) meanwhile: this application is stale
             if error is None and present:
-                try:
-                    patch.apply(module, shims)
-                except Exception as raised:  # noqa: BLE001 - see above
-                    error = raised
+                _, error, interrupted = _attempt(patch.apply, module, shims)
             applied, events = settle(self._hook, slot, shims, module, name, error, (present, detail), started)
             if applied:
                 self._applied.append((slot, shims))
         emit_all(events)
+        if isinstance(interrupted, KeyboardInterrupt):
+            raise interrupted
         if error is not None and self.strict:
             raise PatchFailedError(patch.id, name, error)
 
@@ -238,11 +237,45 @@ class Runtime:
             changes: dict[str, list[Any]] = {}
             for slot, shims in self._applied:
                 changes.setdefault(slot.patch.id, []).extend(shims.changes)
-            return Status.of(self.enabled, self.strict, patches, changes, collected.patches, collected.errors)
+            errors = [*collected.errors, *(f"import hook: {problem}" for problem in degraded())]
+            return Status.of(self.enabled, self.strict, patches, changes, collected.patches, errors)
 
     def plan(self, selection: Sequence[str] | None) -> list[PatchStatus]:
         """What each patch would do in this environment if hotfix were enabled now."""
         return plan(self.plugins.collected().patches, selection if selection is not None else _env.patch_selection())
+
+
+# Imported only when a watched module is imported (enable() stays cheap), so looked for at enable().
+_DEPENDENCIES = ("wrapt", "structlog")
+
+
+def _check_dependencies() -> None:
+    """Refuse to enable when a library the import path needs is missing: all on, or all off, never half."""
+    for name in _DEPENDENCIES:
+        if name in sys.modules:
+            continue
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError) as error:
+            raise DependencyError(name, f"{type(error).__name__}: {error}") from error
+        if not found:
+            raise DependencyError(name, f"No module named {name!r}")
+
+
+def _attempt(step: Any, *args: Any) -> tuple[Any, Exception | None, BaseException | None]:
+    """Run a patch's probe or apply: ``(result, error, interrupt)``; nothing it raises escapes.
+
+    A broken patch must not break the import. ``SystemExit`` from a patch is
+    its failure like any other; ``KeyboardInterrupt`` is also returned, for
+    the caller to raise again once the patch's changes are undone.
+    """
+    try:
+        return step(*args), None, None
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        return None, error, None
+    except (SystemExit, KeyboardInterrupt) as raised:
+        reported = RuntimeError(f"the patch raised {type(raised).__name__}({', '.join(map(repr, raised.args))})")
+        return None, reported, raised
 
 
 def _misconfiguration(collected: Collected, selection: list[str] | None, given: bool, strict: bool) -> list[Event]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,13 @@ def test_the_architecture_page_places_every_framework_module() -> None:
     for path in sorted((ROOT / "hotfix").glob("*.py")):
         if path.name not in ("__main__.py",):
             assert f"`{path.name}`" in page or f"`hotfix/{path.name}`" in page, path.name
+
+
+def test_every_guarantee_names_tests_that_exist() -> None:
+    guide = (ROOT / "docs" / "user-guide.md").read_text(encoding="utf-8")
+    section = guide.split("## What hotfix guarantees", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`((?:reliability/)?test_\w+\.py)(?:::(\w+))?`", section)
+    assert len(named) >= 3, section
+    for path, function in named:
+        source = (ROOT / "tests" / path).read_text(encoding="utf-8")
+        assert not function or f"def {function}(" in source, (path, function)
