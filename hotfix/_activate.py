@@ -3,7 +3,7 @@
 The ``.pth`` line only checks ``HOTFIX_ENABLE`` and imports this module when
 it is set, so a process without the variable pays one dictionary lookup.
 Nothing here may stop the interpreter from starting: errors are reported on
-stderr (and raised only in strict mode).
+stderr; in strict mode the process then exits with code 1.
 """
 
 from __future__ import annotations
@@ -39,7 +39,11 @@ def activate() -> None:
         path = _env.status_file()
         if path:
             atexit.register(_write_status, path)
-    except Exception as error:
-        if _env.strict():
-            raise
+    except Exception as error:  # noqa: BLE001 - reported; strict mode stops the program below
         print(f"hotfix: not enabled: {type(error).__name__}: {error}", file=sys.stderr)
+        if _env.strict():
+            # site.py reports an exception from a .pth line and starts the program anyway (exit code 0), and
+            # SystemExit there ends in "Fatal Python error": leave at once, with the reason said above.
+            print("hotfix: HOTFIX_STRICT is set: the program does not run without hotfix", file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(1)

@@ -7,6 +7,7 @@ what is wrong, so that a log line is enough to fix the declaration.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -350,16 +351,62 @@ def _check_narrows(patch: Patch, known: Break, source: str) -> None:
 def check_patch(obj: Any, source: str, position: int) -> Patch:
     """Accept a plugin's contribution: a :class:`Patch` or a declaration mapping."""
     if isinstance(obj, Patch):
-        if not _ID.match(obj.id):
-            raise RegistryError(source, repr(obj.id), f"not a valid {_describe(_ID)}")
-        if not callable(obj.probe) or not callable(obj.apply):
-            raise RegistryError(source, repr(obj.id), "probe and apply must be callable")
-        if not (obj.modules or obj.prefixes or obj.provides):
-            raise RegistryError(source, repr(obj.id), "needs at least one of modules, prefixes or provides")
-        if obj.unsafe and obj.default:
-            raise RegistryError(source, repr(obj.id), "an unsafe patch cannot be on by default")
-        return obj
+        patch = _checked_fields(obj, source, position)
+        if not callable(patch.probe) or not callable(patch.apply):
+            raise RegistryError(source, repr(patch.id), "probe and apply must be callable")
+        if not (patch.modules or patch.prefixes or patch.provides):
+            raise RegistryError(source, repr(patch.id), "needs at least one of modules, prefixes or provides")
+        if patch.unsafe and patch.default:
+            raise RegistryError(source, repr(patch.id), "an unsafe patch cannot be on by default")
+        return patch
     return patch_from_mapping(obj, source, position)
+
+
+_TEXT_FIELDS = ("summary", "distribution", "shape", "error", "limits", "reproducer", "fails_with", "source")
+_NAME_FIELDS = ("modules", "prefixes", "provides", "scan", "links", "catalog")
+
+
+def _checked_fields(patch: Patch, source: str, position: int) -> Patch:
+    """Every field of a plugin's ``Patch`` has its declared type (a string range becomes a SpecifierSet).
+
+    A pack built against another hotfix, or by hand, must fail here with a
+    message naming it, never later inside ``enable()`` with an AttributeError.
+    """
+    if not isinstance(patch.id, str) or not _ID.match(patch.id):
+        raise RegistryError(source, f"#{position} (id={patch.id!r})", f"id is not a valid {_describe(_ID)}")
+    entry = repr(patch.id)
+    changes: dict[str, Any] = {}
+    for name in _TEXT_FIELDS:
+        if not isinstance(getattr(patch, name), str):
+            raise RegistryError(source, entry, f"{name} must be a string, not {type(getattr(patch, name)).__name__}")
+    if not patch.distribution:
+        raise RegistryError(source, entry, "distribution must name the distribution whose version gates the patch")
+    for name in _NAME_FIELDS:
+        value = getattr(patch, name)
+        if isinstance(value, str) or not isinstance(value, (tuple, list)):
+            raise RegistryError(source, entry, f"{name} must be a tuple of strings, not {type(value).__name__}")
+        if not all(isinstance(item, str) and item for item in value):
+            raise RegistryError(source, entry, f"{name} must hold non-empty strings: {value!r}")
+        if isinstance(value, list):
+            changes[name] = tuple(value)
+    for name in ("modules", "provides"):
+        bad = [item for item in getattr(patch, name) if not _MODULE.match(item)]
+        if bad:
+            raise RegistryError(source, entry, f"{name}: {bad[0]!r} is not a module name")
+    if isinstance(patch.affected, str):
+        try:
+            changes["affected"] = SpecifierSet(patch.affected)
+        except InvalidSpecifier as error:
+            raise RegistryError(source, entry, f"affected: {error}") from error
+    elif not isinstance(patch.affected, SpecifierSet):
+        raise RegistryError(source, entry, f"affected must be a SpecifierSet, not {type(patch.affected).__name__}")
+    for name in ("default", "unsafe"):
+        if not isinstance(getattr(patch, name), bool):
+            raise RegistryError(source, entry, f"{name} must be True or False, not {getattr(patch, name)!r}")
+    if not isinstance(patch.details, dict):
+        raise RegistryError(source, entry, f"details must be a dict, not {type(patch.details).__name__}")
+    checked: Patch = dataclasses.replace(patch, **changes) if changes else patch
+    return checked
 
 
 def check_unique(patches: Iterable[Patch]) -> None:

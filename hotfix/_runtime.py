@@ -125,9 +125,13 @@ class Runtime:
         emit_all(events)
         # Targets imported before enable(): apply now, outside the lock (each
         # application takes it), in import order so that parents come first.
-        for name, module in list(sys.modules.items()):
-            if isinstance(module, types.ModuleType) and finder.watches(name):
-                self._module_loaded(module)
+        try:
+            for name, module in list(sys.modules.items()):
+                if isinstance(module, types.ModuleType) and finder.watches(name):
+                    self._module_loaded(module)
+        except PatchFailedError:
+            self.disable()  # strict mode: all or nothing; a raising enable() leaves hotfix off
+            raise
 
     def disable(self) -> None:
         events: list[Event] = []
@@ -284,6 +288,7 @@ def _misconfiguration(collected: Collected, selection: list[str] | None, given: 
     problems = [(_env.LOG_LEVEL, p) for p in [_env.log_level_problem()] if p]
     setting = "hotfix.enable(patches=...)" if given else _env.PATCHES
     problems += [(setting, p) for p in unmatched(collected.patches, selection)]
+    problems += [("installed patch packs", problem) for problem in collected.errors] if strict else []
     if problems and strict:
         raise ConfigurationError(problems[0][0], "; ".join(p for _, p in problems))
     events: list[Event] = [functools.partial(_log.emit, "warning", "plugin.error", error=e) for e in collected.errors]

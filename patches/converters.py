@@ -58,7 +58,7 @@ import os
 import types
 from typing import Any
 
-from hotfix.authoring import Finding, Shims, called_from_legacy, is_legacy
+from hotfix.authoring import Finding, Shims, called_from_legacy, is_legacy, takes
 
 _NATIVE = "convert_to_native_format"
 
@@ -120,18 +120,10 @@ def apply_slow_conversion(module: types.ModuleType, shims: Shims) -> None:
 
 def probe_extractor_api(module: types.ModuleType) -> Finding:
     extractor: Any = vars(module).get("SentencePieceExtractor")
-    if not isinstance(extractor, type):
-        return False, "no SentencePieceExtractor"
-    import inspect
-
-    try:
-        first = next(iter(list(inspect.signature(vars(extractor)["extract"]).parameters)[1:]), "")
-    except (TypeError, ValueError):
-        return False, "cannot read SentencePieceExtractor.extract"
-    except KeyError:
-        return False, "SentencePieceExtractor defines no extract"
-    if first != "model_type":
-        return False, f"SentencePieceExtractor.extract takes {first or 'nothing'} first (the 4.x API)"
+    if not isinstance(extractor, type) or "extract" not in vars(extractor):
+        return False, "no SentencePieceExtractor.extract"
+    if not takes(vars(extractor)["extract"], "model_type"):
+        return False, "SentencePieceExtractor.extract takes vocab_scores (the 4.x API)"
     return True, "SentencePieceExtractor.extract takes model_type and returns keyword arguments"
 
 
