@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import _log
@@ -18,7 +18,7 @@ from ._events import Event, log_traceback, patch_event
 from ._patch import Finding
 from ._shims import Shims
 
-__all__ = ["revert", "revert_all", "settle", "subclass_failed"]
+__all__ = ["forget_module", "revert", "revert_all", "settle", "subclass_failed"]
 
 
 def revert(shims: Shims, patch_id: str) -> None:
@@ -52,11 +52,12 @@ def settle(
     return False, []
 
 
-def revert_all(hook: Callable[[], Any], applied: list[tuple[Slot, Shims]]) -> list[Event]:
-    """Undo every application in *applied*, newest first (emptying it); the slots become "reverted"."""
+def revert_all(hook: Callable[[], Any], applied: list[tuple[Slot, Shims, str]]) -> list[Event]:
+    """Undo every application in *applied* (slot, changes, module), newest first, emptying it; the slots become
+    "reverted"."""
     reverted: dict[str, Slot] = {}
     while applied:
-        slot, shims = applied.pop()
+        slot, shims, _ = applied.pop()
         revert(shims, slot.patch.id)
         reverted[slot.patch.id] = slot
     events = []
@@ -74,3 +75,24 @@ def subclass_failed(patch_id: str, cls: type, error: BaseException) -> tuple[str
     )  # fmt: skip
     log_traceback(patch_id, error)
     return target, f"on class {target}: {type(error).__name__}: {error}"
+
+
+def forget_module(
+    applied: list[tuple[Slot, Shims, str]], slots: Iterable[Slot], module: types.ModuleType
+) -> list[tuple[Slot, Shims, str]]:
+    """Undo the applications made to *module*, about to be executed again; returns the others.
+
+    Every slot forgets the module too, so that the patches watching it probe
+    and apply afresh when its code has run again. Call it under the lock.
+    """
+    name = module.__name__
+    kept: list[tuple[Slot, Shims, str]] = []
+    stale: list[tuple[Slot, Shims, str]] = []
+    for entry in applied:
+        (stale if entry[2] == name and entry[0].done.get(name) is module else kept).append(entry)
+    for slot, shims, _ in reversed(stale):
+        revert(shims, slot.patch.id)
+    for slot in slots:
+        if slot.done.get(name) is module:
+            del slot.done[name]
+    return kept

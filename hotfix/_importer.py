@@ -25,12 +25,14 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any, final
 
-__all__ = ["Finder", "degraded"]
+__all__ = ["Finder", "degraded", "report_degraded"]
 
 _LOADER_CLASS: list[type] = []
 
 
-def _post_import_loader(loader: Any, on_loaded: Callable[[types.ModuleType], None]) -> Any:
+def _post_import_loader(
+    loader: Any, on_loaded: Callable[[types.ModuleType], None], on_reloading: Callable[[types.ModuleType], None]
+) -> Any:
     """The real loader, with the patches run after ``exec_module``.
 
     A wrapt proxy so that everything else the import system or a tool asks of
@@ -42,15 +44,23 @@ def _post_import_loader(loader: Any, on_loaded: Callable[[types.ModuleType], Non
         import wrapt
 
         class _PostImportLoader(wrapt.BaseObjectProxy):  # type: ignore[type-arg]
-            def __init__(self, loader: Any, on_loaded: Callable[[types.ModuleType], None]) -> None:
+            def __init__(
+                self,
+                loader: Any,
+                on_loaded: Callable[[types.ModuleType], None],
+                on_reloading: Callable[[types.ModuleType], None],
+            ) -> None:
                 super().__init__(loader)
                 self._self_on_loaded = on_loaded
+                self._self_on_reloading = on_reloading
 
             def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
                 result: types.ModuleType | None = self.__wrapped__.create_module(spec)
                 return result
 
             def exec_module(self, module: types.ModuleType) -> None:
+                # importlib.reload executes a module object again: what was applied to it is undone first.
+                _after_import(self._self_on_reloading, module)
                 try:
                     self.__wrapped__.exec_module(module)
                 except (ImportError, AttributeError, TypeError) as error:
@@ -62,7 +72,7 @@ def _post_import_loader(loader: Any, on_loaded: Callable[[types.ModuleType], Non
                 _after_import(self._self_on_loaded, sys.modules.get(module.__name__, module))
 
         _LOADER_CLASS.append(_PostImportLoader)
-    return _LOADER_CLASS[0](loader, on_loaded)
+    return _LOADER_CLASS[0](loader, on_loaded, on_reloading)
 
 
 def _annotate(error: BaseException) -> None:
@@ -83,7 +93,7 @@ def _after_import(on_loaded: Callable[[types.ModuleType], None], module: types.M
     except PatchFailedError:
         raise
     except Exception as error:  # noqa: BLE001 - hotfix's own failure must not fail the host's import
-        _degraded(f"patching {getattr(module, '__name__', module)!r} failed: {type(error).__name__}: {error}")
+        report_degraded(f"patching {getattr(module, '__name__', module)!r} failed: {type(error).__name__}: {error}")
 
 
 _DEGRADED: list[str] = []
@@ -94,7 +104,7 @@ def degraded() -> list[str]:
     return list(_DEGRADED)
 
 
-def _degraded(problem: str) -> None:
+def report_degraded(problem: str) -> None:
     """Report, once per problem, that hotfix could not act on an import; the import goes on without it."""
     if problem in _DEGRADED:
         return
@@ -118,7 +128,7 @@ class _ProvidedLoader(importlib.abc.Loader):
         try:
             module = self.factory()
         except Exception as error:
-            _degraded(f"providing {spec.name!r} failed: {type(error).__name__}: {error}")
+            report_degraded(f"providing {spec.name!r} failed: {type(error).__name__}: {error}")
             raise ModuleNotFoundError(f"No module named {spec.name!r}", name=spec.name) from error
         module.__hotfix_provided__ = self.factory  # type: ignore[attr-defined]
         return module
@@ -139,9 +149,11 @@ class Finder(importlib.abc.MetaPathFinder):
         self,
         on_loaded: Callable[[types.ModuleType], None],
         on_missing: Callable[[str], None],
+        on_reloading: Callable[[types.ModuleType], None] = lambda module: None,
     ) -> None:
         self._on_loaded = on_loaded
         self._on_missing = on_missing
+        self._on_reloading = on_reloading
         self._exact: frozenset[str] = frozenset()
         self._prefixes: dict[str, tuple[str, ...]] = {}
         self._missing: frozenset[str] = frozenset()
@@ -209,9 +221,9 @@ class Finder(importlib.abc.MetaPathFinder):
             return None
         if spec.loader is not None and hasattr(spec.loader, "exec_module"):
             try:
-                spec.loader = _post_import_loader(spec.loader, self._on_loaded)
+                spec.loader = _post_import_loader(spec.loader, self._on_loaded, self._on_reloading)
             except Exception as error:  # noqa: BLE001 - a broken wrapt: the module is imported unpatched
-                _degraded(f"cannot hook the import of {fullname!r}: {type(error).__name__}: {error}")
+                report_degraded(f"cannot hook the import of {fullname!r}: {type(error).__name__}: {error}")
         return spec
 
     def _find_real(

@@ -17,6 +17,7 @@ from each live in their own module:
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.util
 import os
 import sys
@@ -27,11 +28,11 @@ from collections.abc import Sequence
 from typing import Any, final
 
 from . import _env, _explain, _introspect, _log, _scope, _usage
-from ._apply import revert_all, settle, subclass_failed
+from ._apply import forget_module, revert_all, settle, subclass_failed
 from ._decide import Slot, arrange, plan, select, unmatched, watches
 from ._errors import ConfigurationError, DependencyError, PatchError, PatchFailedError
 from ._events import Event, emit_all, patch_event
-from ._importer import Finder, degraded
+from ._importer import Finder, degraded, report_degraded
 from ._plugins import Collected, Plugins
 from ._shims import Shims
 from ._status import PatchStatus, State, Status
@@ -56,7 +57,7 @@ class Runtime:
         self._by_module: dict[str, list[Slot]] = {}
         self._by_prefix: list[tuple[str, Slot]] = []
         self._by_missing: dict[str, list[Slot]] = {}
-        self._applied: list[tuple[Slot, Shims]] = []
+        self._applied: list[tuple[Slot, Shims, str]] = []  # (slot, its changes, the module name)
         self._subclasses = SubclassHooks(self._subclass_failed)
         self._environ: dict[str, str | None] = {}
         self._selection: list[str] | None = None
@@ -109,13 +110,9 @@ class Runtime:
             self.slots = arrange(collected.patches, selection)
             events += [patch_event(self._hook, "skipped", s) for s in self.slots.values() if not s.active]
             self._by_module, self._by_prefix, self._by_missing = watches(self.slots.values())
-            self.finder = Finder(self._module_loaded, self._module_missing)
+            self.finder = Finder(self._module_loaded, self._module_missing, self._module_reloading)
             self.finder.watch(list(self._by_module), [prefix for prefix, _ in self._by_prefix], list(self._by_missing))
-            # A new list, never an in-place change: importlib iterates the live
-            # list in other threads, and removing an entry under a running
-            # iteration makes it skip the next finder (a real module then
-            # raises ModuleNotFoundError).
-            sys.meta_path = [self.finder, *sys.meta_path]
+            _meta_path([self.finder, *sys.meta_path])
             self.enabled = True
             self.generation += 1
             _explain.install_hooks()
@@ -128,7 +125,9 @@ class Runtime:
         try:
             for name, module in list(sys.modules.items()):
                 if isinstance(module, types.ModuleType) and finder.watches(name):
-                    self._module_loaded(module)
+                    finished = _finished(name, module)
+                    if finished is not None:
+                        self._module_loaded(finished)
         except PatchFailedError:
             self.disable()  # strict mode: all or nothing; a raising enable() leaves hotfix off
             raise
@@ -140,8 +139,7 @@ class Runtime:
                 return
             self.enabled = False
             self.generation += 1
-            if self.finder in sys.meta_path:
-                sys.meta_path = [finder for finder in sys.meta_path if finder is not self.finder]  # see enable()
+            _meta_path([finder for finder in sys.meta_path if finder is not self.finder])
             events += revert_all(self._hook, self._applied)
             for slot in self.slots.values():
                 slot.active = False
@@ -173,6 +171,12 @@ class Runtime:
         slots += [slot for prefix, slot in self._by_prefix if name.startswith(prefix)]
         for slot in slots:
             self._apply(slot, module)
+
+    def _module_reloading(self, module: types.ModuleType) -> None:
+        """*module* is executed again (``importlib.reload``): undo what was applied to it, to apply it afresh."""
+        if any(slot.done.get(module.__name__) is module for slot in list(self.slots.values())):
+            with self.lock:  # only then: every watched import comes here first
+                self._applied = forget_module(self._applied, self.slots.values(), module)
 
     def _module_missing(self, name: str) -> None:
         parent = sys.modules.get(name.rpartition(".")[0]) or types.ModuleType(name)
@@ -217,7 +221,7 @@ class Runtime:
                 _, error, interrupted = _attempt(patch.apply, module, shims)
             applied, events = settle(self._hook, slot, shims, module, name, error, (present, detail), started)
             if applied:
-                self._applied.append((slot, shims))
+                self._applied.append((slot, shims, name))
         emit_all(events)
         if isinstance(interrupted, KeyboardInterrupt):
             raise interrupted
@@ -239,7 +243,7 @@ class Runtime:
         with self.lock:
             patches = [slot.status() for slot in self.slots.values()] if self.slots else self.plan(None)
             changes: dict[str, list[Any]] = {}
-            for slot, shims in self._applied:
+            for slot, shims, _ in self._applied:
                 changes.setdefault(slot.patch.id, []).extend(shims.changes)
             errors = [*collected.errors, *(f"import hook: {problem}" for problem in degraded())]
             return Status.of(self.enabled, self.strict, patches, changes, collected.patches, errors)
@@ -247,6 +251,37 @@ class Runtime:
     def plan(self, selection: Sequence[str] | None) -> list[PatchStatus]:
         """What each patch would do in this environment if hotfix were enabled now."""
         return plan(self.plugins.collected().patches, selection if selection is not None else _env.patch_selection())
+
+
+def _finished(name: str, module: types.ModuleType) -> types.ModuleType | None:
+    """*module*, once its import has finished: another thread may be executing it (enable() ran mid-import).
+
+    Its loader was not hooked (the import began before the finder existed), so
+    this is the one chance to patch it: wait for that import through
+    importlib's own module lock. A module this thread is itself importing
+    (enable() called from the module's own code) cannot be waited for; it is
+    left unpatched and reported.
+    """
+    if not getattr(getattr(module, "__spec__", None), "_initializing", False):
+        return module
+    try:
+        module = importlib.import_module(name)  # blocks until the importing thread is done
+    except Exception:  # noqa: BLE001 - that import failed: nothing to patch
+        return None
+    if getattr(getattr(module, "__spec__", None), "_initializing", False):
+        report_degraded(f"{name!r} was still being imported by the code that called enable(); not patched")
+        return None
+    return module
+
+
+def _meta_path(finders: list[Any]) -> None:
+    """Replace ``sys.meta_path`` by a new list, never changing it in place.
+
+    importlib iterates the live list in other threads, and removing an entry
+    under a running iteration makes it skip the next finder (a real module
+    then raises ModuleNotFoundError).
+    """
+    sys.meta_path = finders
 
 
 # Imported only when a watched module is imported (enable() stays cheap), so looked for at enable().
@@ -337,3 +372,8 @@ def _restore_environ(values: dict[str, str | None]) -> None:
 
 
 RUNTIME = Runtime()
+if hasattr(os, "register_at_fork"):
+    # A fork while another thread holds the lock would leave the child's copy of it locked for good: the
+    # forking thread takes it first, and both sides release it.
+    _lock = RUNTIME.lock
+    os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release, after_in_child=_lock.release)

@@ -197,12 +197,21 @@ def _adapter(
     return make
 
 
+def _initializing(module: types.ModuleType) -> bool:
+    """Whether *module* is still being executed by an import (importlib's own flag on its spec)."""
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
 def _withdraw(importer: Any, name: str, factory: Callable[[], types.ModuleType]) -> str | None:
     """Undo :meth:`Shims.provide_module`: the finder forgets the module, and a module it built leaves sys.modules."""
     importer.withdraw(name, factory)
     module = sys.modules.get(name)
     if module is not None and getattr(module, "__hotfix_provided__", None) is factory:
-        del sys.modules[name]
+        if _initializing(module):
+            # Another thread is importing it right now: importlib reads sys.modules[name] again at the end
+            # of that import (a KeyError there if it went). It stays; the finder no longer provides it.
+            return f"module {name} is being imported by another thread; it stays in sys.modules"
+        sys.modules.pop(name, None)
         parent_name, _, child = name.rpartition(".")
         parent = sys.modules.get(parent_name)
         if parent is not None and vars(parent).get(child) is module:
