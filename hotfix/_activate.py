@@ -33,9 +33,13 @@ def activate() -> None:
     if not _env.enabled():
         return
     try:
-        from . import enable
+        from . import _plugins, enable
 
-        enable()
+        _plugins.START_UP[0] = True  # packs are not loaded from the working directory at start-up
+        try:
+            enable()
+        finally:
+            _plugins.START_UP[0] = False
         path = _env.status_file()
         if path:
             atexit.register(_write_status, path)

@@ -114,6 +114,10 @@ def _doctor(as_json: bool) -> int:
                 f"tested with ({item['tested']}): breaks it brings may be uncovered; run `hotfix check` on your "
                 "model folders before deploying"
             )
+        print(f"patch packs installed: {len(report['packs'])}")
+        for pack in report["packs"]:
+            origin = f"{pack['distribution'] or '?'} in {pack['location'] or '?'}"
+            print(f"  {pack['name']} = {pack['value']} ({origin}): {pack['state']}")
         for error in report["registry_errors"]:
             print(f"registry error: {error}")
         print("ok" if report["ok"] else "not ok: see above")

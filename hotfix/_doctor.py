@@ -6,6 +6,7 @@ import platform
 import sys
 from typing import Any
 
+from ._plugins import PACKS
 from ._runtime import RUNTIME
 from ._versions import gate, installed_version
 
@@ -87,6 +88,7 @@ def diagnose() -> dict[str, Any]:
         "uncovered": uncovered,
         "refused": refused,
         "registry_errors": list(RUNTIME.plugins.collected().errors),
+        "packs": [dict(pack) for pack in PACKS],
         "newer_than_tested": _newer_than_tested(),
         "ok": not uncovered and not RUNTIME.plugins.collected().errors,
     }

@@ -12,6 +12,7 @@ import importlib.metadata
 import threading
 import types
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, final
 
 import pluggy
@@ -22,7 +23,7 @@ from ._hookspecs import hookimpl
 from ._patch import Patch
 from ._registry import Break, check_patch, check_unique, load_toml
 
-__all__ = ["ENTRY_POINT_GROUP", "Bundled", "Collected", "Plugins", "collect", "make_manager", "plugin_name"]
+__all__ = ["ENTRY_POINT_GROUP", "PACKS", "Bundled", "Collected", "Plugins", "collect", "make_manager", "plugin_name"]
 
 ENTRY_POINT_GROUP = "hotfix.patches"
 
@@ -52,11 +53,35 @@ class Collected:
         self.errors: list[str] = []
 
 
+START_UP = [False]
+"""True while ``hotfix.pth`` activates hotfix (set by :mod:`hotfix._activate`)."""
+PACKS: list[dict[str, str]] = []
+"""Every installed pack met at the last discovery: name, entry point, distribution, location, what happened."""
+
+
+def _location(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:
+    """The distribution that declares *entry_point* (``name version``) and the folder it is installed in."""
+    dist = getattr(entry_point, "dist", None)
+    if dist is None:
+        return "", ""
+    try:
+        folder = str(Path(str(dist.locate_file(""))).resolve())
+    except (OSError, TypeError, ValueError):
+        folder = ""
+    return f"{dist.metadata['Name']} {dist.version}", folder
+
+
 def make_manager() -> tuple[pluggy.PluginManager, Bundled, list[str]]:
     """A PluginManager with the bundled registry, the framework's patches and every installed patch pack.
 
-    A pack whose entry point fails to load is reported, not raised: a broken
-    plugin must never stop the host application.
+    Packs are found through the entry-point group on ``sys.path``, as Python
+    finds modules. At start-up (``HOTFIX_ENABLE`` through ``hotfix.pth``) a
+    pack installed in the working directory is not loaded: the directory a
+    process happens to start in must not decide what code runs in it (it can
+    be on ``sys.path`` through ``PYTHONPATH=.``). A pack whose entry point
+    fails to load is reported, not raised: a broken plugin must never stop the
+    host application. :data:`PACKS` records where each pack came from
+    (``hotfix doctor`` lists them).
     """
     manager = pluggy.PluginManager(_hookspecs.PROJECT)
     manager.add_hookspecs(_hookspecs)
@@ -64,13 +89,26 @@ def make_manager() -> tuple[pluggy.PluginManager, Bundled, list[str]]:
     manager.register(bundled, name="hotfix.bundled")
     manager.register(_framework, name=_framework.PLUGIN)
     errors: list[str] = []
+    PACKS.clear()
+    working = str(Path.cwd().resolve())
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        distribution, folder = _location(entry_point)
+        pack = {"name": entry_point.name, "value": entry_point.value, "distribution": distribution, "location": folder}
+        PACKS.append(pack)
+        where = f"plugin {entry_point.name!r} ({entry_point.value}{f', from {folder}' if folder else ''})"
         if manager.has_plugin(entry_point.name):
+            pack["state"] = "not loaded: another pack has that name"
+            errors.append(f"{where}: not loaded: a pack named {entry_point.name!r} is loaded already")
+            continue
+        if START_UP[0] and folder == working:
+            pack["state"] = "not loaded: installed in the working directory (start-up activation)"
+            errors.append(f"{where}: not loaded at start-up from the working directory {working}")
             continue
         try:
             manager.register(entry_point.load(), name=entry_point.name)
+            pack["state"] = "loaded"
         except Exception as error:  # noqa: BLE001 - reported in status and logs, see docstring
-            where = f"plugin {entry_point.name!r} ({entry_point.value})"
+            pack["state"] = f"failed: {type(error).__name__}: {error}"
             errors.append(f"{where} could not be loaded: {type(error).__name__}: {error}")
     return manager, bundled, errors
 

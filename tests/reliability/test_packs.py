@@ -147,3 +147,53 @@ def test_a_patch_with_no_range_applies_everywhere(fakelib: Callable[..., Path], 
     import fakelib.core
 
     assert fakelib.core.GOOD is True
+
+
+def _installed_pack(site: Path, name: str = "cwd_pack") -> None:
+    """A pack, installed (a dist-info with the entry point) in *site*, that says when its code runs."""
+    (site / name).mkdir(parents=True)
+    (site / name / "__init__.py").write_text(
+        "import hotfix, sys\nprint('PACK CODE RAN', file=sys.stderr)\n"
+        "@hotfix.hookimpl\ndef hotfix_patches():\n    return []\n",
+        encoding="utf-8",
+    )
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(f"[hotfix.patches]\n{name} = {name}\n", encoding="utf-8")
+
+
+def test_at_start_up_no_pack_is_loaded_from_the_working_directory(tmp_path: Path) -> None:
+    _installed_pack(tmp_path)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
+    environment.update({"HOTFIX_ENABLE": "1", "PYTHONPATH": "."})  # the working directory is on sys.path
+    code = "import hotfix; print([e for e in hotfix.status().errors if 'cwd_pack' in e])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                          cwd=tmp_path, timeout=300)  # fmt: skip
+    if "[" not in done.stdout or not hotfix_pth_installed(environment):
+        pytest.skip("hotfix.pth is not installed in this environment")
+    assert done.returncode == 0, done.stderr
+    assert "PACK CODE RAN" not in done.stderr
+    assert "not loaded at start-up from the working directory" in done.stdout
+    # Asked for explicitly (hotfix.enable() in the program), the same pack loads, as an import from there would.
+    environment.pop("HOTFIX_ENABLE")
+    explicit = subprocess.run([sys.executable, "-c", "import hotfix; hotfix.enable()"], capture_output=True,
+                              text=True, env=environment, cwd=tmp_path, timeout=300)  # fmt: skip
+    assert "PACK CODE RAN" in explicit.stderr
+
+
+def hotfix_pth_installed(environment: dict[str, str]) -> bool:
+    probe = {**environment, "HOTFIX_ENABLE": "1"}
+    done = subprocess.run([sys.executable, "-c", "import sys; print('hotfix' in sys.modules)"], capture_output=True,
+                          text=True, env=probe, timeout=300)  # fmt: skip
+    return done.stdout.strip() == "True"
+
+
+def test_doctor_lists_every_installed_pack_and_where_it_comes_from(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    _installed_pack(site, "listed_pack")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
+    environment["PYTHONPATH"] = str(site)
+    done = subprocess.run([sys.executable, "-m", "hotfix", "doctor"], capture_output=True, text=True,
+                          env=environment, timeout=300, cwd=tmp_path)  # fmt: skip
+    assert f"listed_pack = listed_pack (listed_pack 1.0 in {site.resolve()}): loaded" in done.stdout, done.stdout
