@@ -35,7 +35,8 @@ def folders(workdir: Path) -> list[Path]:
 
     root = workdir / "tool-folders"
     made = []
-    for fixture in sorted(p.name for p in (ROOT / "tests" / "fixtures").iterdir() if p.is_dir()):
+    # The model packages (a fixture.json each), not the tokenizer-only fixtures such as legacy_spm.
+    for fixture in sorted(p.name for p in (ROOT / "tests" / "fixtures").iterdir() if (p / "fixture.json").is_file()):
         target = root / fixture
         if not (target / "config.json").exists():
             write_package(fixture, target, weights=False)
