@@ -7,6 +7,7 @@ has every change it made undone before anything else sees them.
 
 from __future__ import annotations
 
+import sys
 import time
 import types
 from collections.abc import Callable, Iterable
@@ -21,24 +22,63 @@ from ._shims import Shims
 __all__ = ["forget_module", "revert", "revert_all", "settle", "subclass_failed"]
 
 
-def revert(shims: Shims, patch_id: str) -> None:
-    """Undo every change of *shims*, logging what could only be partly undone."""
-    for warning in shims.revert():
+def revert(shims: Shims, patch_id: str) -> list[str]:
+    """Undo every change of *shims*, logging (and returning) what could only be partly undone."""
+    warnings = shims.revert()
+    for warning in warnings:
         _log.emit("warning", "patch.revert_incomplete", patch=patch_id, detail=warning)
+    return warnings
+
+
+def _rolled_back(name: str, module: types.ModuleType, before: dict[str, Any] | None, warnings: list[str]) -> str:
+    """What the rollback of a patch that raised on *module* did, without claiming more than it knows.
+
+    Only the changes made through its ``Shims`` are recorded, so only they
+    can be undone: a name of the module that the patch (or anything it ran)
+    rebound, added or deleted otherwise is named as left changed. *before*
+    is the module's namespace as the patch found it.
+    """
+    reason = f"raised while applied on {name}; "
+    if warnings:
+        reason += "its recorded changes were only partly undone (" + "; ".join(warnings) + ")"
+    else:
+        reason += "its recorded changes were undone"
+    if before is not None:
+        now = vars(module)
+        changed = sorted(
+            key for key in before.keys() | now.keys()
+            if before.get(key, _ABSENT) is not now.get(key, _ABSENT)
+            and not _submodule_binding(name, key, now.get(key, _ABSENT))
+        )  # fmt: skip
+        if changed:
+            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            reason += f"; {name} names changed while it ran, not through its shims, stay as they are: {shown}"
+    return reason
+
+
+_ABSENT = object()
+
+
+def _submodule_binding(package: str, key: str, value: Any) -> bool:
+    """Whether ``package.key`` is the binding that importing the submodule ``package.key`` makes."""
+    return isinstance(value, types.ModuleType) and sys.modules.get(f"{package}.{key}") is value
 
 
 def settle(
     hook: Callable[[], Any], slot: Slot, shims: Shims, module: types.ModuleType, name: str,
-    error: Exception | None, finding: Finding, started: float,
+    error: Exception | None, finding: Finding, started: float, before: dict[str, Any] | None = None,
 ) -> tuple[bool, list[Event]]:  # fmt: skip
-    """Record what one application did; ``(applied, events)``. Call it under the runtime's lock."""
+    """Record what one application did; ``(applied, events)``. Call it under the runtime's lock.
+
+    *before* is the module's namespace before the patch's apply ran (none when it did not run).
+    """
     present, detail = finding
     elapsed = time.perf_counter() - started
     slot.seconds += elapsed
     if error is not None:
-        revert(shims, slot.patch.id)
+        warnings = revert(shims, slot.patch.id)
         slot.state, slot.error = "failed", f"{type(error).__name__}: {error}"
-        slot.reason = f"raised while applied on {name}; its changes were undone"
+        slot.reason = _rolled_back(name, module, before, warnings)
         return False, [patch_event(hook, "failed", slot, {"error": error}, module=name, error=slot.error)]
     if present:
         slot.state, slot.reason = "applied", detail

@@ -217,9 +217,11 @@ class Runtime:
         with self.lock:
             if self.generation != generation:
                 return  # disabled (and maybe re-enabled) meanwhile: this application is stale
+            before = None
             if error is None and present:
+                before = dict(vars(module))  # what a failure's rollback can say it left changed
                 _, error, interrupted = _attempt(patch.apply, module, shims)
-            applied, events = settle(self._hook, slot, shims, module, name, error, (present, detail), started)
+            applied, events = settle(self._hook, slot, shims, module, name, error, (present, detail), started, before)
             if applied:
                 self._applied.append((slot, shims, name))
         emit_all(events)

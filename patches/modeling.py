@@ -31,7 +31,10 @@ its model and calls ``model.generate(...)``, which fails with::
 of a legacy class (defined outside transformers) that defines
 ``prepare_inputs_for_generation`` itself and does not inherit the mixin, which
 is where 4.x had it in the MRO: after the model classes. transformers then
-also gives such a model its ``generation_config`` again.
+also gives such a model its ``generation_config`` again. The class's
+``generate`` becomes a thin wrapper (around its own ``generate``, if it has
+one) that counts the calls under way: ``hotfix.disable()`` while a model is
+generating leaves the mixin in place until the last of them returns.
 
 **M2 (part): remote ``_init_weights`` re-initialises loaded weights (5.0 to 5.12).**
 transformers 5.0 runs ``initialize_weights()`` after loading and relies on an
@@ -49,6 +52,8 @@ missing).
 
 from __future__ import annotations
 
+import functools
+import threading
 import types
 from typing import Any
 
@@ -111,21 +116,88 @@ def probe_generation_mixin(module: types.ModuleType) -> Finding:
     return True, "PreTrainedModel no longer inherits GenerationMixin"
 
 
+class _GenerationBase:
+    """``GenerationMixin`` appended to one legacy class's bases, and the ``generate()`` calls running on it.
+
+    ``disable()`` while a model of the class is in ``generate()`` (another
+    thread, a streamer) must not take the mixin away mid-call: the next mixin
+    method that ``generate()`` calls would be missing. A wrapper set as the
+    class's ``generate`` (around its own, when it defines one) counts the
+    calls, and the bases go back when the last one returns.
+    """
+
+    def __init__(self, cls: type) -> None:
+        from transformers.generation import GenerationMixin
+
+        self.cls: type = cls
+        self.original: tuple[type, ...] = cls.__bases__
+        self.mixin: Any = GenerationMixin
+        self.lock = threading.Lock()
+        self.running = 0
+        self.pending = False  # disable() came while a generate() was running
+        self.own: Any = None
+
+    def extend(self) -> None:
+        cls: Any = self.cls
+        own = self.own = vars(cls).get("generate")  # a legacy generate() of its own, calling super().generate()
+        cls.__bases__ = (*self.original, self.mixin)
+        calls = self
+
+        @functools.wraps(own if own is not None else self.mixin.generate)
+        def generate(model: Any, *args: Any, **kwargs: Any) -> Any:
+            with calls.lock:
+                calls.running += 1
+            try:
+                if own is not None:
+                    return own(model, *args, **kwargs)
+                return getattr(super(cls, model), "generate")(*args, **kwargs)  # noqa: B009 - typed as object
+            finally:
+                with calls.lock:
+                    calls.running -= 1
+                    if calls.running == 0 and calls.pending:
+                        calls.restore()
+
+        generate.__hotfix_generation_base__ = self  # type: ignore[attr-defined]
+        type.__setattr__(cls, "generate", generate)
+
+    def undo(self) -> str | None:
+        with self.lock:
+            if self.running:
+                self.pending = True  # the last generate() to return restores the bases
+                return None
+            return self.restore()
+
+    def restore(self) -> str | None:
+        """The class as it was defined (called under the lock)."""
+        cls = self.cls
+        self.pending = False
+        if getattr(vars(cls).get("generate"), "__hotfix_generation_base__", None) is self:
+            if self.own is None:
+                type.__delattr__(cls, "generate")
+            else:
+                type.__setattr__(cls, "generate", self.own)
+        if cls.__bases__ != (*self.original, self.mixin):
+            return f"{cls.__qualname__}.__bases__ changed after hotfix extended it; left as it is"
+        cls.__bases__ = self.original
+        return None
+
+
 def _add_generation_mixin(cls: type, shims: Shims) -> None:
     from transformers.generation import GenerationMixin
 
-    if "prepare_inputs_for_generation" not in vars(cls) or issubclass(cls, GenerationMixin):
+    if "prepare_inputs_for_generation" not in vars(cls):
         return
-    original = cls.__bases__
-    cls.__bases__ = (*original, GenerationMixin)
-
-    def undo() -> str | None:
-        if cls.__bases__ != (*original, GenerationMixin):
-            return f"{cls.__qualname__}.__bases__ changed after hotfix extended it; left as it is"
-        cls.__bases__ = original
-        return None
-
-    shims.record(f"{cls.__module__}.{cls.__qualname__}.__bases__ + GenerationMixin", undo)
+    wrapper = vars(cls).get("generate")
+    base = getattr(wrapper, "__hotfix_generation_base__", None)
+    if isinstance(base, _GenerationBase) and base.pending:
+        with base.lock:
+            base.pending = False  # enabled again while a generate() from before disable() runs: the bases stay
+    elif issubclass(cls, GenerationMixin):
+        return
+    else:
+        base = _GenerationBase(cls)
+        base.extend()
+    shims.record(f"{cls.__module__}.{cls.__qualname__}.__bases__ + GenerationMixin", base.undo)
 
 
 def _legacy_generative(cls: Any) -> bool:

@@ -150,6 +150,33 @@ def test_a_patch_that_raises_system_exit_fails_alone_and_its_changes_are_undone(
     assert state.state == "failed" and "raised SystemExit(3)" in (state.error or "")
 
 
+@pytest.mark.parametrize("outside", [False, True], ids=["through-shims", "also-outside"])
+def test_the_rollback_says_what_it_undid_and_what_it_could_not(
+    outside: bool, fakelib: Callable[..., Path], register: Callable[..., Any]
+) -> None:
+    fakelib()
+
+    def apply(module: Any, shims: hotfix.Shims) -> None:
+        shims.set(module, "RECORDED", True)
+        if outside:
+            module.STRAY = True  # not through shims: nothing recorded it, nothing can undo it
+            del module.function
+        raise ValueError("half way")
+
+    register(code_patch("half-way", apply))
+    hotfix.enable()
+    import fakelib.core
+
+    reason = hotfix.status()["half-way"].reason
+    assert not hasattr(fakelib.core, "RECORDED")
+    assert reason.startswith("raised while applied on fakelib.core; its recorded changes were undone")
+    if outside:
+        assert reason.endswith("not through its shims, stay as they are: STRAY, function"), reason
+        assert fakelib.core.STRAY is True
+    else:
+        assert "stay as they are" not in reason
+
+
 def test_ctrl_c_in_a_patch_interrupts_the_import_after_undoing_its_changes(
     fakelib: Callable[..., Path], register: Callable[..., Any]
 ) -> None:

@@ -5,6 +5,8 @@
   half-built one (which used to mark the patch failed for good).
 * ``disable()`` while another thread imports a module a patch provides never
   makes that import fail (importlib re-reads ``sys.modules`` at its end).
+* ``disable()`` while a legacy model is in ``generate()`` lets that call
+  finish: the mixin a patch gave the model's class stays until it returns.
 * A fork while another thread holds hotfix's lock gives a child in which
   hotfix works (the lock is taken around the fork).
 
@@ -100,17 +102,20 @@ def test_disable_while_a_provided_module_is_imported_never_fails_that_import(
 
     thread = threading.Thread(target=importer, daemon=True)
     thread.start()
+    rounds, budget = 0, time.monotonic() + 5  # a time budget: a contended GIL (3.12) makes rounds slow
     try:
-        for _ in range(300):
+        while rounds < 300 and time.monotonic() < budget and not errors:
             # Only this patch: with transformers imported earlier in the session, every enable() would
             # apply the bundled patches to it again (a second each), which is not what this test races.
             hotfix.enable(patches=["provides-gone"])
             hotfix.disable()
+            rounds += 1
     finally:
         stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive(), "deadlock"
     assert errors == []
+    assert rounds >= 20, f"only {rounds} enable/disable rounds in the time budget: the race was hardly tried"
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
@@ -175,3 +180,61 @@ def test_the_undo_of_a_provided_module_leaves_one_that_is_being_imported() -> No
         assert warnings == ["module fakelib_half is being imported by another thread; it stays in sys.modules"]
     finally:
         sys.modules.pop("fakelib_half", None)
+
+
+@pytest.mark.parametrize("again", [False, True], ids=["disable", "disable-then-enable"])
+def test_disable_while_a_legacy_model_generates_lets_that_generate_finish(again: bool) -> None:
+    # disable() removed GenerationMixin from the bases of a legacy class (g7) while another thread was in
+    # its generate(): the next mixin method that generate() called raised AttributeError mid-call.
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from scenario import LEGACY_GENERATIVE_BASE, legacy_module
+    from transformers import LogitsProcessor, LogitsProcessorList
+    from transformers.generation import GenerationMixin
+
+    hotfix.enable()
+    importlib.import_module("transformers.modeling_utils")
+    if hotfix.status()["g7-generation-mixin"].state != "applied":
+        pytest.skip("g7-generation-mixin is off on this version: PreTrainedModel still inherits GenerationMixin")
+    namespace = legacy_module("legacy_mix_disabled", LEGACY_GENERATIVE_BASE)
+    cls = namespace["MixForCausalLM"]
+    torch.manual_seed(0)
+    model = cls(namespace["MixConfig"]()).eval()
+    prompt = torch.tensor([[1, 2, 3]])
+    reference = model.generate(prompt, max_new_tokens=6, do_sample=False, pad_token_id=0).tolist()
+    inside, release = threading.Event(), threading.Event()
+
+    class Pause(LogitsProcessor):  # type: ignore[misc]
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            if input_ids.shape[1] == 5:  # two tokens generated, four to go
+                inside.set()
+                release.wait(timeout=30)
+            return scores
+
+    results: list[Any] = []
+
+    def generate() -> None:
+        try:
+            pause = LogitsProcessorList([Pause()])
+            out = model.generate(prompt, max_new_tokens=6, do_sample=False, pad_token_id=0, logits_processor=pause)
+            results.append(out.tolist())
+        except BaseException as error:  # noqa: BLE001 - reported below
+            results.append(error)
+
+    thread = threading.Thread(target=generate, daemon=True)
+    thread.start()
+    assert inside.wait(timeout=30), "generate() never reached the pause"
+    hotfix.disable()
+    assert issubclass(cls, GenerationMixin), "the bases changed under a running generate()"
+    if again:  # enabled again before that generate() returns: the class keeps the mixin, for good
+        hotfix.enable()
+    release.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "deadlock"
+    assert results == [reference]
+    if again:
+        assert issubclass(cls, GenerationMixin) and model.generate(prompt, max_new_tokens=6).tolist() == reference
+        hotfix.disable()
+    # The last generate() to return gives the class its own bases back, as disable() promised.
+    assert not issubclass(cls, GenerationMixin)
+    assert not hasattr(model, "generate")
