@@ -357,12 +357,18 @@ def _declare_legacy(legacy: Sequence[str] | None, strict: bool) -> None:
 
 def _propagate(selection: Sequence[str] | None, strict: bool, legacy: Sequence[str]) -> dict[str, str | None]:
     """Set the environment so that worker processes (spawn, torchrun) activate too; returns what was there."""
-    wanted = {_env.ENABLE: "1", _env.PATCHES: ",".join(selection) if selection else None}
+    wanted = {_env.ENABLE: "1", _env.PATCHES: _storable(",".join(selection)) if selection else None}
     wanted[_env.STRICT] = "1" if strict else None
-    wanted[_env.LEGACY] = ",".join(legacy) if legacy else None
+    wanted[_env.LEGACY] = _storable(",".join(legacy)) if legacy else None
     saved = {name: os.environ.get(name) for name in wanted}
     _restore_environ(wanted)
     return saved
+
+
+def _storable(text: str) -> str:
+    """*text* as the environment can hold it: a NUL or a lone surrogate (which no patch id or module name
+    contains, so the item named nothing) becomes U+FFFD, which names nothing either."""
+    return "".join("\ufffd" if char == "\x00" or 0xD800 <= ord(char) <= 0xDFFF else char for char in text)
 
 
 def _restore_environ(values: dict[str, str | None]) -> None:

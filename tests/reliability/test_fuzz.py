@@ -132,7 +132,9 @@ def test_a_fuzzed_patch_from_a_pack_is_either_used_or_named_and_breaks_nothing(
 
 
 _items = st.one_of(
-    st.sampled_from(["steady", "Steady", "stead", "-steady", "st*", "*", "-*", "m3-no-init-weights", "g7-*", ""]),
+    st.sampled_from(
+        ["steady", "Steady", "stead", "-steady", "st*", "*", "-*", "m3-no-init-weights", "g7-*", "", "\x00", "\ud800x"]
+    ),
     st.text(max_size=10),
 )
 
