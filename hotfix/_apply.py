@@ -17,7 +17,7 @@ from . import _log
 from ._decide import Slot
 from ._events import Event, log_traceback, patch_event
 from ._patch import Finding
-from ._shims import Shims
+from ._shims import MISSING, Shims
 
 __all__ = ["forget_module", "revert", "revert_all", "settle", "subclass_failed"]
 
@@ -47,16 +47,13 @@ def _rolled_back(name: str, module: types.ModuleType, before: dict[str, Any] | N
         now = vars(module)
         changed = sorted(
             key for key in before.keys() | now.keys()
-            if before.get(key, _ABSENT) is not now.get(key, _ABSENT)
-            and not _submodule_binding(name, key, now.get(key, _ABSENT))
+            if before.get(key, MISSING) is not now.get(key, MISSING)
+            and not _submodule_binding(name, key, now.get(key, MISSING))
         )  # fmt: skip
         if changed:
             shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
             reason += f"; {name} names changed while it ran, not through its shims, stay as they are: {shown}"
     return reason
-
-
-_ABSENT = object()
 
 
 def _submodule_binding(package: str, key: str, value: Any) -> bool:
