@@ -16,7 +16,7 @@ from typing import final
 
 from ._patch import Patch
 from ._status import PatchStatus, State
-from ._versions import gate, installed_version
+from ._versions import gate, installed_versions
 
 __all__ = ["Decision", "Slot", "arrange", "decide", "plan", "select", "unmatched", "watches"]
 
@@ -131,10 +131,11 @@ def plan(patches: Sequence[Patch], selection: Sequence[str] | None) -> list[Patc
     distribution is not installed is reported skipped (it would wait).
     """
     chosen = select(patches, selection)
+    versions = installed_versions(p.distribution for p in patches)
     plans = []
     for patch in patches:
         slot = Slot(patch)
-        slot.version = installed_version(patch.distribution)
+        slot.version = versions[patch.distribution]
         decision = decide(patch, chosen[patch.id], slot.version)
         if not decision.active or not decision.installed:
             slot.state = "skipped"
@@ -149,10 +150,11 @@ def plan(patches: Sequence[Patch], selection: Sequence[str] | None) -> list[Patc
 def arrange(patches: Sequence[Patch], selection: Sequence[str] | None) -> dict[str, Slot]:
     """One slot per patch for ``enable()``: active (watching its triggers) or skipped, with the reason."""
     chosen = select(patches, selection)
+    versions = installed_versions(p.distribution for p in patches)
     slots = {}
     for patch in patches:
         slot = slots[patch.id] = Slot(patch)
-        slot.version = installed_version(patch.distribution)
+        slot.version = versions[patch.distribution]
         decision = decide(patch, chosen[patch.id], slot.version)
         slot.active, slot.reason = decision.active, decision.reason
         if not decision.active:

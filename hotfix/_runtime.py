@@ -118,6 +118,7 @@ class Runtime:
             _explain.install_hooks()
             if propagate:
                 self._environ = _propagate(selection, self.strict, _scope.declared_legacy())
+                events += _running_forkserver()
             finder = self.finder
         emit_all(events)
         # Targets imported before enable(): apply now, outside the lock (each
@@ -363,6 +364,19 @@ def _propagate(selection: Sequence[str] | None, strict: bool, legacy: Sequence[s
     saved = {name: os.environ.get(name) for name in wanted}
     _restore_environ(wanted)
     return saved
+
+
+def _running_forkserver() -> list[Event]:
+    """A warning when a multiprocessing forkserver runs already: it keeps the environment it started with, so
+    the workers it forks get no activation from this ``enable()``."""
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    if getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None) is None:
+        return []
+    detail = (
+        "a multiprocessing forkserver was started before hotfix.enable(): the workers it forks run without "
+        "hotfix; call enable() before the first forkserver pool, or start the program with HOTFIX_ENABLE=1"
+    )
+    return [functools.partial(_log.emit, "warning", "enable.forkserver", detail=detail)]
 
 
 def _storable(text: str) -> str:

@@ -57,12 +57,12 @@ class Status:
     ) -> Status:  # fmt: skip
         """The status of *patches*, each marked with how this process used it (from its *changes*)."""
         from . import _usage
-        from ._versions import installed_version
+        from ._versions import installed_versions
 
         for patch in patches:
             patch.used_by = _usage.used_by(patch.id, changes.get(patch.id, ())) or ""
             patch.used = bool(patch.used_by)
-        versions = {p.distribution: installed_version(p.distribution) for p in known}
+        versions = installed_versions(p.distribution for p in known)
         return cls(enabled, strict, patches, versions, list(errors))
 
     def __getitem__(self, patch_id: str) -> PatchStatus:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Iterable
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["clear_cache", "gate", "installed_version", "normalize"]
+__all__ = ["clear_cache", "gate", "installed_version", "installed_versions", "normalize"]
 
 
 _FOUND: dict[str, str] = {}
@@ -28,6 +29,15 @@ def installed_version(distribution: str) -> str | None:
         except importlib.metadata.PackageNotFoundError:
             return None
     return version
+
+
+def installed_versions(distributions: Iterable[str]) -> dict[str, str | None]:
+    """:func:`installed_version` of each of *distributions*, each looked up once.
+
+    An absent distribution costs a search of every ``sys.path`` entry's metadata; ``enable()`` reads the
+    gate of every patch, and a hundred patches of an absent library would search a hundred times.
+    """
+    return {name: installed_version(name) for name in dict.fromkeys(distributions)}
 
 
 def clear_cache() -> None:

@@ -6,6 +6,8 @@ import importlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -185,6 +187,45 @@ def test_enable_propagates_to_workers_through_the_environment() -> None:
     assert os.environ["HOTFIX_STRICT"] == "0"
     hotfix.enable(propagate=False)
     assert "HOTFIX_ENABLE" not in os.environ
+
+
+FORKSERVER_FIRST = """
+import multiprocessing, sys
+
+def enabled(_):
+    import hotfix
+    return hotfix.is_enabled()
+
+if __name__ == "__main__":
+    import hotfix
+    context = multiprocessing.get_context("forkserver")
+    if sys.argv[1] == "pool-first":
+        with context.Pool(1) as pool:
+            pool.map(enabled, [0])
+    hotfix.enable()
+    with context.Pool(1) as pool:
+        print("worker enabled:", pool.map(enabled, [0])[0])
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no forkserver")
+@pytest.mark.parametrize("order", ["pool-first", "enable-first"])
+def test_enable_warns_that_a_forkserver_started_before_it_forks_workers_without_hotfix(
+    order: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "forkserver_first.py"
+    script.write_text(FORKSERVER_FIRST, encoding="utf-8")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("HOTFIX_", "PYTEST_"))}
+    completed = subprocess.run(
+        [sys.executable, str(script), order], capture_output=True, text=True, env=environment, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    if order == "pool-first":
+        assert "worker enabled: False" in completed.stdout
+        assert "enable.forkserver" in completed.stderr and "call enable() before the first" in completed.stderr
+    else:
+        assert "worker enabled: True" in completed.stdout
+        assert "enable.forkserver" not in completed.stderr
 
 
 def test_registering_while_enabled_is_refused() -> None:
