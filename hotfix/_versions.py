@@ -68,5 +68,5 @@ def gate(specifier: SpecifierSet, version: str | None) -> tuple[bool, str]:
     if parsed is None:
         return False, f"version {version!r} is not PEP 440"
     if specifier.contains(parsed, prereleases=True):
-        return True, f"{version} is in {specifier}"
+        return True, f"{version} is in {specifier}" if str(specifier) else f"{version} (every version)"
     return False, f"{version} is outside {specifier}"

@@ -76,6 +76,7 @@ __all__ = [
     "on_legacy_subclass",
     "result_tested_for_none",
     "result_unpacked",
+    "revert_incomplete",
     "takes",
     "wrap_outermost_init",
 ]
@@ -83,6 +84,19 @@ __all__ = [
 State = TypeVar("State")
 
 _DEPTH = "__hotfix_init_depth__"
+
+
+def revert_incomplete(patch_id: str, detail: str) -> None:
+    """Log that an undo of *patch_id* finished later and could only partly be done, with *detail*.
+
+    An undo that a ``Shims.record`` callback returns a warning from is logged by
+    hotfix (``patch.revert_incomplete``). An undo the callback defers (it
+    waits for a call in progress to return) ends after ``disable()``; it
+    reports what it could not undo through this, as the same event.
+    """
+    from . import _log
+
+    _log.emit("warning", "patch.revert_incomplete", patch=patch_id, detail=detail)
 
 
 def takes(function: Any, name: str, *, var_keyword: bool = False, unreadable: bool = False) -> bool:

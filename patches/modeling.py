@@ -57,7 +57,15 @@ import threading
 import types
 from typing import Any
 
-from hotfix.authoring import Finding, Shims, is_legacy, on_legacy_subclass, takes, wrap_outermost_init
+from hotfix.authoring import (
+    Finding,
+    Shims,
+    is_legacy,
+    on_legacy_subclass,
+    revert_incomplete,
+    takes,
+    wrap_outermost_init,
+)
 
 
 class LegacyTiedWeightsKeys:
@@ -152,10 +160,13 @@ class _GenerationBase:
                     return own(model, *args, **kwargs)
                 return getattr(super(cls, model), "generate")(*args, **kwargs)  # noqa: B009 - typed as object
             finally:
+                warning = None
                 with calls.lock:
                     calls.running -= 1
                     if calls.running == 0 and calls.pending:
-                        calls.restore()
+                        warning = calls.restore()
+                if warning is not None:  # the deferred undo: disable() has returned long ago
+                    revert_incomplete("g7-generation-mixin", warning)
 
         generate.__hotfix_generation_base__ = self  # type: ignore[attr-defined]
         type.__setattr__(cls, "generate", generate)

@@ -109,6 +109,16 @@ def test_list_narrows_to_patterns_and_shows_one_patch_in_full(capsys: pytest.Cap
     assert "no patch matches no-such-patch" in capsys.readouterr().err
 
 
+def test_a_framework_patch_shows_that_it_is_for_every_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "hotfix.*"]) == 0
+    listed = capsys.readouterr().out
+    assert "hotfix.remote-code  (transformers every version, framework)" in listed
+    assert " is in :" not in listed and "transformers ," not in listed
+    assert main(["list", "hotfix.remote-code"]) == 0
+    shown = capsys.readouterr().out
+    assert "(transformers every version, framework)" in shown and "; break" not in shown
+
+
 def test_newest_tested_versions_are_the_latest_stack() -> None:
     from pathlib import Path
 
