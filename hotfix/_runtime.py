@@ -34,7 +34,7 @@ from ._errors import ConfigurationError, DependencyError, PatchError, PatchFaile
 from ._events import Event, emit_all, patch_event
 from ._importer import Finder, degraded, report_degraded
 from ._plugins import Collected, Plugins
-from ._shims import Shims
+from ._shims import Shims, initializing
 from ._status import PatchStatus, State, Status
 from ._subclass import SubclassHooks
 from ._versions import clear_cache, gate, installed_version
@@ -265,13 +265,13 @@ def _finished(name: str, module: types.ModuleType) -> types.ModuleType | None:
     (enable() called from the module's own code) cannot be waited for; it is
     left unpatched and reported.
     """
-    if not getattr(getattr(module, "__spec__", None), "_initializing", False):
+    if not initializing(module):
         return module
     try:
         module = importlib.import_module(name)  # blocks until the importing thread is done
     except Exception:  # noqa: BLE001 - that import failed: nothing to patch
         return None
-    if getattr(getattr(module, "__spec__", None), "_initializing", False):
+    if initializing(module):
         report_degraded(f"{name!r} was still being imported by the code that called enable(); not patched")
         return None
     return module

@@ -22,7 +22,7 @@ from typing import Any, Final, Literal, final
 from . import _usage
 from ._errors import PatchError
 
-__all__ = ["Change", "Shims", "MISSING", "WrapperFunction"]
+__all__ = ["Change", "Shims", "MISSING", "WrapperFunction", "initializing"]
 
 WrapperFunction = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 """wrapt's wrapper signature: ``wrapper(wrapped, instance, args, kwargs)``."""
@@ -197,7 +197,7 @@ def _adapter(
     return make
 
 
-def _initializing(module: types.ModuleType) -> bool:
+def initializing(module: types.ModuleType) -> bool:
     """Whether *module* is still being executed by an import (importlib's own flag on its spec)."""
     return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
@@ -207,7 +207,7 @@ def _withdraw(importer: Any, name: str, factory: Callable[[], types.ModuleType])
     importer.withdraw(name, factory)
     module = sys.modules.get(name)
     if module is not None and getattr(module, "__hotfix_provided__", None) is factory:
-        if _initializing(module):
+        if initializing(module):
             # Another thread is importing it right now: importlib reads sys.modules[name] again at the end
             # of that import (a KeyError there if it went). It stays; the finder no longer provides it.
             return f"module {name} is being imported by another thread; it stays in sys.modules"
