@@ -1,8 +1,10 @@
 """The auto-gptq 0.7.1 flow on a tiny Llama, run the same way on every stack.
 
 Stages: ``import auto_gptq``; quantize a tiny fp16 LlamaForCausalLM (4 bit,
-group size 64) and ``save_quantized`` it; ``from_quantized`` the stored
-reference checkpoint on CPU; forward logits; greedy ``generate``.
+group size 64) and ``save_quantized`` it; ``from_quantized`` the reference
+checkpoint on CPU; forward logits; greedy ``generate``. tests/test_autogptq.py
+makes the reference in each test session, on auto-gptq's own 2024 stack
+(``make``), since the int4 codes GPTQ finds in float16 depend on the processor.
 
     python tests/gptq_flow.py make  DIR   # reference stack: write checkpoint + outputs into DIR
     python tests/gptq_flow.py check DIR   # any stack: run every stage, compare with DIR
@@ -357,10 +359,19 @@ def scope() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=["make", "check", "scope"])
-    parser.add_argument("data", type=Path, nargs="?", default=Path(__file__).resolve().parent / "data" / "gptq")
+    parser.add_argument("data", type=Path, nargs="?", help="the reference folder (make, check)")
     parser.add_argument("--enable-after-import", action="store_true")
     args = parser.parse_args(argv)
+    if args.mode != "scope" and args.data is None:
+        parser.error(f"{args.mode} needs the reference folder")
     if args.mode == "make":
+        import transformers
+
+        if "hotfix" in sys.modules and sys.modules["hotfix"].is_enabled():
+            parser.error("make the reference without hotfix (unset HOTFIX_ENABLE)")
+        if int(transformers.__version__.split(".")[0]) >= 5:
+            parser.error(f"transformers {transformers.__version__}: make the reference on auto-gptq's own stack")
+        args.data.mkdir(parents=True, exist_ok=True)
         make(args.data)
         return 0
     if args.mode == "scope":
