@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._patch import Apply, Finding, Probe, resolve_object
-from ._shims import MISSING, Shims, _inherited
+from ._shims import MISSING, Shims, _inherited, lists_name
 
 __all__ = ["BUILDERS", "owner_module"]
 
@@ -38,12 +38,7 @@ def _present(owner: Any, name: str) -> bool:
     """Whether *owner* has *name*, counting the lazy names a module lists in ``dir()`` but has not loaded yet."""
     if _inherited(owner, name) is not MISSING:
         return True
-    if isinstance(owner, types.ModuleType):
-        try:
-            return name in dir(owner)  # transformers' _LazyModule lists its lazy names here
-        except Exception:  # noqa: BLE001 -- a broken __dir__ must not break the probe
-            return False
-    return False
+    return isinstance(owner, types.ModuleType) and lists_name(owner, name)
 
 
 def moved_name(entry: dict[str, Any]) -> Built:

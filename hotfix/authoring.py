@@ -50,7 +50,7 @@ from ._introspect import (
 )
 from ._patch import Apply, Finding, Patch, Probe
 from ._scope import declared_legacy, is_legacy
-from ._shims import MISSING, Change, Shims, WrapperFunction
+from ._shims import MISSING, Change, Shims, WrapperFunction, lists_name
 from ._subclass import all_subclasses
 
 __all__ = [
@@ -73,6 +73,7 @@ __all__ = [
     "caller_frame",
     "declared_legacy",
     "is_legacy",
+    "lists_name",
     "on_legacy_subclass",
     "result_tested_for_none",
     "result_unpacked",

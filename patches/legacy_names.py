@@ -54,7 +54,7 @@ from __future__ import annotations
 import types
 from typing import Any
 
-from hotfix.authoring import Finding, Shims
+from hotfix.authoring import Finding, Shims, lists_name
 
 EMPTY_DOCSTRING = ""
 
@@ -162,7 +162,7 @@ _ADAMW: list[type] = []
 
 
 def probe_adamw(module: types.ModuleType) -> Finding:
-    if "AdamW" in vars(module) or "AdamW" in dir(module):  # dir(): transformers' lazy names
+    if lists_name(module, "AdamW"):  # a lazy name of transformers counts
         return False, f"{module.__name__}.AdamW exists"
     return True, f"{module.__name__}.AdamW is missing"
 

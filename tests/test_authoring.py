@@ -109,3 +109,30 @@ def test_bundled_patches_use_the_authoring_api(tmp_path: Path) -> None:
     assert "_init_depth" not in text
     example = textwrap.dedent(authoring.__doc__ or "")
     assert "from hotfix.authoring import" in example
+
+
+def test_lists_name_answers_as_dir_does_without_calling_a_lazy_modules_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from hotfix.authoring import lists_name
+
+    plain = types.ModuleType("plain_with_dir")
+    plain.loaded = 1  # type: ignore[attr-defined]
+    plain.__dir__ = lambda: ["loaded", "lazy_only"]  # type: ignore[method-assign]  # PEP 562
+    assert lists_name(plain, "loaded") and lists_name(plain, "lazy_only") and not lists_name(plain, "absent")
+    broken = types.ModuleType("broken_dir")
+    broken.__dir__ = lambda: 1 / 0  # type: ignore[method-assign]
+    assert not lists_name(broken, "anything")
+    transformers = pytest.importorskip("transformers")
+    names = dir(transformers)
+    lazy = type(transformers)
+    assert lazy.__name__ == "_LazyModule"
+
+    def refused(self: Any) -> list[str]:
+        raise AssertionError("dir() of a lazy module: 0.1-0.2 s each")
+
+    monkeypatch.setattr(lazy, "__dir__", refused)
+    for name in [*names[:: max(1, len(names) // 200)], "AutoModelForCausalLM", "PreTrainedModel"]:
+        assert lists_name(transformers, name), name
+    for name in ("AdamWeightDecay", "no_such_name", "modeling_attn_mask_utils_gone"):
+        assert lists_name(transformers, name) == (name in names), name
