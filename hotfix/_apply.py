@@ -19,15 +19,26 @@ from ._events import Event, log_traceback, patch_event
 from ._patch import Finding
 from ._shims import MISSING, Shims
 
-__all__ = ["forget_module", "revert", "revert_all", "settle", "subclass_failed"]
+__all__ = ["forget_module", "revert", "revert_all", "revert_incomplete", "settle", "subclass_failed"]
 
 
 def revert(shims: Shims, patch_id: str) -> list[str]:
     """Undo every change of *shims*, logging (and returning) what could only be partly undone."""
     warnings = shims.revert()
     for warning in warnings:
-        _log.emit("warning", "patch.revert_incomplete", patch=patch_id, detail=warning)
+        revert_incomplete(patch_id, warning)
     return warnings
+
+
+def revert_incomplete(patch_id: str, detail: str) -> None:
+    """Log that an undo of *patch_id* could only partly be done, with *detail*.
+
+    :func:`revert` reports each warning of an undo through this. An undo that a
+    ``Shims.record`` callback defers (it waits for a call in progress to
+    return) ends after ``disable()`` and reports through it too
+    (``hotfix.authoring.revert_incomplete``): the same ``patch.revert_incomplete`` warning.
+    """
+    _log.emit("warning", "patch.revert_incomplete", patch=patch_id, detail=detail)
 
 
 def _rolled_back(name: str, module: types.ModuleType, before: dict[str, Any] | None, warnings: list[str]) -> str:

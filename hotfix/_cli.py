@@ -17,6 +17,7 @@ from ._errors import HotfixError
 from ._patch import Patch
 from ._runtime import RUNTIME
 from ._status import PatchStatus
+from ._versions import describe
 
 __all__ = ["main"]
 
@@ -58,7 +59,7 @@ def _list(as_json: bool, patterns: Sequence[str] = ()) -> int:
         return 0
     for row in rows:
         flags = "" if row["default"] else (" [unsafe, opt-in]" if row["unsafe"] else " [opt-in]")
-        print(f"{row['id']}{flags}  ({row['distribution']} {_range(str(row['affected']))}, {row['shape']})")
+        print(f"{row['id']}{flags}  ({row['distribution']} {describe(str(row['affected']))}, {row['shape']})")
         print(f"    {row['summary']}")
         print(f"    here: {row['would']}: {row['why']}")
     for refusal in refusals:
@@ -70,15 +71,10 @@ def _list(as_json: bool, patterns: Sequence[str] = ()) -> int:
     return 0
 
 
-def _range(affected: str) -> str:
-    """A patch's version range in words: an empty specifier (the framework's own patches) is every version."""
-    return affected or "every version"
-
-
 def _show(patch: Patch, plan: PatchStatus) -> int:
     """One patch in full: its break, range, the error it repairs, its limits, links, test and what it does here."""
     breaks = f"; break {', '.join(patch.catalog)}" if patch.catalog else ""
-    print(f"{patch.id}  ({patch.distribution} {_range(str(patch.affected))}, {patch.shape}{breaks})")
+    print(f"{patch.id}  ({patch.distribution} {describe(patch.affected)}, {patch.shape}{breaks})")
     print(f"    {patch.summary}")
     for label, value in (
         ("users saw", patch.error), ("limits", patch.limits), ("reproducer", patch.reproducer),

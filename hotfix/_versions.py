@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["clear_cache", "gate", "installed_version", "installed_versions", "normalize"]
+__all__ = ["clear_cache", "describe", "gate", "installed_version", "installed_versions", "normalize"]
 
 
 _FOUND: dict[str, str] = {}
@@ -60,6 +60,11 @@ def normalize(version: str) -> Version | None:
         return None
 
 
+def describe(specifier: SpecifierSet | str) -> str:
+    """A version range in words: an empty specifier (the framework's own patches) is every version."""
+    return str(specifier) or "every version"
+
+
 def gate(specifier: SpecifierSet, version: str | None) -> tuple[bool, str]:
     """Whether *version* is inside *specifier*, and why, in words."""
     if version is None:
@@ -68,5 +73,5 @@ def gate(specifier: SpecifierSet, version: str | None) -> tuple[bool, str]:
     if parsed is None:
         return False, f"version {version!r} is not PEP 440"
     if specifier.contains(parsed, prereleases=True):
-        return True, f"{version} is in {specifier}" if str(specifier) else f"{version} (every version)"
+        return True, f"{version} is in {describe(specifier)}"
     return False, f"{version} is outside {specifier}"

@@ -40,6 +40,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ._apply import revert_incomplete
 from ._errors import ConfigurationError, HotfixError, PatchError, PatchFailedError, RegistryError
 from ._introspect import (
     called_from_legacy,
@@ -85,19 +86,6 @@ __all__ = [
 State = TypeVar("State")
 
 _DEPTH = "__hotfix_init_depth__"
-
-
-def revert_incomplete(patch_id: str, detail: str) -> None:
-    """Log that an undo of *patch_id* finished later and could only partly be done, with *detail*.
-
-    An undo that a ``Shims.record`` callback returns a warning from is logged by
-    hotfix (``patch.revert_incomplete``). An undo the callback defers (it
-    waits for a call in progress to return) ends after ``disable()``; it
-    reports what it could not undo through this, as the same event.
-    """
-    from . import _log
-
-    _log.emit("warning", "patch.revert_incomplete", patch=patch_id, detail=detail)
 
 
 def takes(function: Any, name: str, *, var_keyword: bool = False, unreadable: bool = False) -> bool:
