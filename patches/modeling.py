@@ -55,7 +55,7 @@ from __future__ import annotations
 import functools
 import threading
 import types
-from typing import Any
+from typing import Any, ClassVar
 
 from hotfix.authoring import (
     Finding,
@@ -429,22 +429,79 @@ def probe_meta_init(module: types.ModuleType) -> Finding:
     return True, "get_init_context builds every model on the meta device"
 
 
+class _ParametersOnMeta:
+    """Parameters registered on this thread go to the meta device; buffers and plain tensors stay real.
+
+    What 4.x did for every load with ``low_cpu_mem_usage`` or a ``device_map`` (accelerate's
+    ``init_empty_weights(include_buffers=False)``): a module's ``__init__`` allocates one layer at a time
+    and initialises it on meta, for free, and whatever it computes that is not a parameter (RoPE tables,
+    masks, non-persistent buffers, tensor attributes) keeps its value. ``nn.Module.register_parameter`` is
+    wrapped while any thread is inside; only the threads inside are affected.
+    """
+
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _threads: ClassVar[dict[int, int]] = {}  # thread id -> depth
+    _original: ClassVar[Any] = None
+
+    def __enter__(self) -> None:
+        import torch
+
+        with self._lock:
+            if not self._threads:
+                type(self)._original = original = torch.nn.Module.register_parameter
+                threads = self._threads
+                meta = torch.device("meta")
+
+                @functools.wraps(original)
+                def register_parameter(module: Any, name: str, param: Any) -> None:
+                    original(module, name, param)
+                    if param is None or threading.get_ident() not in threads or param.device.type == "meta":
+                        return
+                    registered = module._parameters[name]
+                    kind = type(registered)
+                    if kind is torch.nn.Parameter:
+                        moved = torch.nn.Parameter(registered.to(meta), requires_grad=registered.requires_grad)
+                        moved.__dict__.update(registered.__dict__)
+                    else:  # a parameter class of a quantization library: built as accelerate built it
+                        kwargs = dict(registered.__dict__, requires_grad=registered.requires_grad)
+                        moved = kind(registered.to(meta), **kwargs)
+                    module._parameters[name] = moved
+
+                torch.nn.Module.register_parameter = register_parameter
+            ident = threading.get_ident()
+            self._threads[ident] = self._threads.get(ident, 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        with self._lock:
+            ident = threading.get_ident()
+            self._threads[ident] -= 1
+            if not self._threads[ident]:
+                del self._threads[ident]
+            if not self._threads:
+                torch.nn.Module.register_parameter = type(self)._original
+                type(self)._original = None
+
+
 def apply_meta_init(module: types.ModuleType, shims: Shims) -> None:
     import torch
 
     meta = torch.device("meta")
+    no_init_weights = getattr(getattr(module, "init", None), "no_init_weights", None)
 
     def make(function: Any) -> Any:
         def get_init_context(cls: Any, *args: Any, **kwargs: Any) -> Any:
             contexts = function(cls, *args, **kwargs)
-            is_quantized = kwargs.get("is_quantized", args[1] if len(args) > 1 else False)
-            if is_quantized or not is_legacy(cls.__module__):
-                return contexts  # quantizers expect meta parameters; 4.x loaded quantized models that way too
+            if not is_legacy(cls.__module__) or not any(_is_meta(context, meta) for context in contexts):
+                return contexts
             if not shims.marked:
-                shims.mark_used(f"{cls.__name__} built on the CPU")
+                shims.mark_used(f"{cls.__name__}: parameters on meta, buffers real")
             # Legacy code computes tensors in __init__ (RoPE tables, non-persistent buffers, plain tensor
-            # attributes) that loading never fills in: build it on the CPU, as 4.x did by default.
-            return [context for context in contexts if not (isinstance(context, torch.device) and context == meta)]
+            # attributes) that loading never fills in: only its parameters go on meta, as in 4.x. As on meta,
+            # post_init() initialises nothing, so that loading initialises exactly the missing weights.
+            contexts = [_ParametersOnMeta() if _is_meta(context, meta) else context for context in contexts]
+            return [*contexts, no_init_weights()] if no_init_weights is not None else contexts
 
         return get_init_context
 
@@ -453,21 +510,29 @@ def apply_meta_init(module: types.ModuleType, shims: Shims) -> None:
         shims.replace(module.PreTrainedModel, "_move_missing_keys_from_meta_to_device", _keep_legacy_buffers)
 
 
+def _is_meta(context: Any, meta: Any) -> bool:
+    return isinstance(context, type(meta)) and context == meta
+
+
 def _keep_legacy_buffers(function: Any) -> Any:
-    """Loading replaces every non-persistent buffer by ``torch.empty_like`` and leaves its value to
-    ``_init_weights``, which legacy code does not write for its buffers: keep the values its __init__ computed."""
+    """Loading replaces every non-persistent buffer, and every missing key, by ``torch.empty_like`` and leaves
+    their values to ``_init_weights``, which legacy code does not write for buffers: keep the values its
+    __init__ computed, as 4.x did (moved to the device and dtype loading chose)."""
     import torch
 
-    def _move_missing_keys_from_meta_to_device(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def _move_missing_keys_from_meta_to_device(self: Any, missing_keys: Any, *args: Any, **kwargs: Any) -> Any:
         if not _is_legacy_model(self):
-            return function(self, *args, **kwargs)
-        kept = {name: buffer.detach().clone() for name, buffer in self.named_non_persistent_buffers()
-                if buffer.device.type != "meta"}  # fmt: skip
-        result = function(self, *args, **kwargs)
+            return function(self, missing_keys, *args, **kwargs)
+        missing = set(missing_keys)
+        non_persistent = {name for name, _ in self.named_non_persistent_buffers()}
+        kept = {name: buffer.detach().clone() for name, buffer in self.named_buffers()
+                if (name in non_persistent or name in missing) and buffer.device.type != "meta"}  # fmt: skip
+        result = function(self, missing_keys, *args, **kwargs)
         with torch.no_grad():
-            for name, buffer in self.named_non_persistent_buffers():
+            for name, buffer in self.named_buffers():
                 if name in kept and buffer.shape == kept[name].shape:
                     buffer.copy_(kept[name].to(buffer.device, buffer.dtype))
+                    buffer._is_hf_initialized = True
         return result
 
     return _move_missing_keys_from_meta_to_device

@@ -13,6 +13,7 @@ under ``"batch"``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -986,12 +987,97 @@ def run_packages(workdir: Path) -> Any:
     return outcomes
 
 
+def run_big_loads(workdir: Path) -> Any:
+    """Each package's stored weights loaded as large models are: ``device_map="auto"``, then with a memory budget
+    below the model's size and the rest offloaded to disk. Records where the legacy class's ``__init__`` put its
+    parameters and buffers, where loading put the modules, the logits and greedy tokens, and whether weights
+    missing from the checkpoint were initialised as ``_init_weights`` says (LegacyLM without its final norm)."""
+    import safetensors.torch
+    import torch
+    import transformers
+    from legacy_models import MASK, PACKAGES, PROMPTS, write_package
+    from transformers import AutoModelForCausalLM
+
+    seen: dict[str, Any] = {}
+    plain_buffers: dict[str, Any] = {}
+    post_init = transformers.PreTrainedModel.post_init
+
+    def recording_post_init(self: Any) -> None:
+        # The outermost class calls post_init last: what it saw is what the whole model was built with.
+        seen["parameters"] = sorted({p.device.type for p in self.parameters()})
+        seen["buffers"] = sorted({b.device.type for b in self.buffers()})
+        post_init(self)
+
+    transformers.PreTrainedModel.post_init = recording_post_init
+    results: dict[str, Any] = {}
+    input_ids = torch.tensor(PROMPTS)
+    mask = torch.tensor(MASK)
+    for name in PACKAGES:
+        directory = write_package(name, workdir / name)
+        stored = safetensors.torch.load_file(str(directory / "model.safetensors"))
+        size = sum(tensor.numel() * tensor.element_size() for tensor in stored.values())
+        budget = {
+            "device_map": "auto",
+            "max_memory": {"cpu": size * 2 // 3},
+            "offload_folder": str(workdir / f"{name}-offload"),
+        }
+        loadings: dict[str, dict[str, Any]] = {"auto": {"device_map": "auto"}, "offload": budget}
+        for how, options in loadings.items():
+            seen.clear()
+            try:
+                model = AutoModelForCausalLM.from_pretrained(str(directory), trust_remote_code=True, **options).eval()
+                with torch.no_grad():
+                    logits = model(input_ids, attention_mask=mask).logits
+                    tokens = model.generate(input_ids, attention_mask=mask, max_new_tokens=8, do_sample=False,
+                                            pad_token_id=0, eos_token_id=2)  # fmt: skip
+            except Exception as error:  # noqa: BLE001 - reported to the test as data
+                results[f"{name} {how}"] = {"error": f"{type(error).__name__}: {error}"}
+                continue
+            if how == "auto":
+                plain_buffers = {key: value.clone() for key, value in model.named_buffers() if "scale" not in key}
+            results[f"{name} {how}"] = {
+                "built": dict(seen),
+                "placed": sorted(set(map(str, (getattr(model, "hf_device_map", None) or {}).values()))),
+                "logits": [[round(x, 6) for x in row] for row in logits[:, -1, :].tolist()],
+                "tokens": tokens[:, input_ids.shape[1] :].tolist(),
+            }
+            del model
+        # Quantized (where optimum-quanto is installed): the quantizer needs the parameters on meta; the buffers
+        # that __init__ computed must still be the unquantized model's, and the logits close to its.
+        if importlib.util.find_spec("optimum.quanto") is not None and "error" not in results[f"{name} auto"]:
+            from transformers import QuantoConfig
+
+            model = AutoModelForCausalLM.from_pretrained(
+                str(directory), trust_remote_code=True, quantization_config=QuantoConfig(weights="int8")
+            ).eval()
+            with torch.no_grad():
+                logits = model(input_ids, attention_mask=mask).logits[:, -1, :]
+            plain = torch.tensor(results[f"{name} auto"]["logits"])
+            buffers = dict(model.named_buffers())
+            results[f"{name} quantized"] = {
+                "quantized": sorted({type(m).__name__ for m in model.modules() if "quanto" in type(m).__module__}),
+                "buffers_equal": all(torch.equal(buffers[key], value) for key, value in plain_buffers.items()),
+                "logits_error": float((logits - plain).abs().max() / plain.abs().max()),
+            }
+            del model
+    # Weights the checkpoint lacks are initialised by the model's own _init_weights, as 4.x did.
+    directory = workdir / "legacy_lm"
+    weights = safetensors.torch.load_file(str(directory / "model.safetensors"))
+    missing = [key for key in weights if key.startswith("transformer.ln_f.")]
+    kept = {key: value for key, value in weights.items() if key not in missing}
+    safetensors.torch.save_file(kept, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    model = AutoModelForCausalLM.from_pretrained(str(directory), trust_remote_code=True)
+    state = model.state_dict()
+    results["missing"] = {key: sorted({float(x) for x in state[key].flatten()}) for key in missing}
+    return results
+
+
 SCENARIOS = {
     "packages": run_packages,
     "legacy_lm": run_legacy_lm, "legacy_tok": run_legacy_tok, "direct": run_direct, "fixed_lm": run_fixed_lm,
     "revert": run_revert, "modern": run_modern, "follow": run_follow, "attn_mask_equal": run_attn_mask_equal,
     "legacy_spm_fast": run_legacy_spm_fast,
-    "vendored": run_vendored,
+    "vendored": run_vendored, "big_loads": run_big_loads,
 }  # fmt: skip
 
 

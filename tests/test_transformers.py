@@ -199,8 +199,7 @@ def batched(name: str, hotfix: str | None = None, patches: str | None = None) ->
 
 
 # Patches that also keep another patch's break from showing: denied together with it.
-# (Built on the CPU, a legacy model's loaded weights are not re-initialised on 5.0-5.12 either.)
-MASKED_BY = {"m2-legacy-init-weights": ["m25-legacy-meta-init"]}
+MASKED_BY: dict[str, list[str]] = {}
 
 
 def run_reproducer(patch_id: str, hotfix: str | None = None, without: bool = False) -> dict[str, Any]:
