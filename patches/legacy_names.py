@@ -51,6 +51,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 from typing import Any
 
@@ -167,10 +168,38 @@ def probe_adamw(module: types.ModuleType) -> Finding:
     return True, f"{module.__name__}.AdamW is missing"
 
 
-def apply_adamw(module: types.ModuleType, shims: Shims) -> None:
+def _built_adamw() -> type:
     if not _ADAMW:
         _ADAMW.append(_adamw())
-    shims.restore(module, "AdamW", _ADAMW[0], "value")
+    return _ADAMW[0]
+
+
+def apply_adamw(module: types.ModuleType, shims: Shims) -> None:
+    lazy = type(module)
+    if "torch" in sys.modules or lazy is types.ModuleType or not callable(getattr(lazy, "__getattr__", None)):
+        shims.restore(module, "AdamW", _built_adamw(), "value")
+        return
+    # transformers' own top-level module is lazy and does not import torch: neither does this. The class
+    # (an Optimizer subclass, so it needs torch) is built on the first ``transformers.AdamW``; a process
+    # that only tokenizes never pays for torch.
+
+    class LazyModuleWithAdamW(lazy):  # type: ignore[misc,valid-type]
+        def __getattr__(self, name: str) -> Any:
+            if name == "AdamW":
+                return _built_adamw()
+            return super().__getattr__(name)
+
+    LazyModuleWithAdamW.__qualname__ = LazyModuleWithAdamW.__name__ = lazy.__name__
+    LazyModuleWithAdamW.__module__ = lazy.__module__
+    module.__class__ = LazyModuleWithAdamW
+
+    def undo() -> str | None:
+        if type(module) is not LazyModuleWithAdamW:
+            return f"{module.__name__}.__class__ was replaced meanwhile: AdamW stays"
+        module.__class__ = lazy  # type: ignore[assignment]
+        return None
+
+    shims.record(f"{module.__name__}.AdamW (built on first use)", undo)
 
 
 def get_logits_warper(self: Any, *args: Any, **kwargs: Any) -> Any:

@@ -357,6 +357,22 @@ def test_enable_imports_neither_transformers_nor_torch() -> None:
     assert completed.returncode == 0, completed.stderr
 
 
+def test_importing_transformers_with_hotfix_imports_torch_no_sooner() -> None:
+    """transformers' top level does not import torch (a process that only tokenizes never loads it); with hotfix
+    enabled it still does not: m15 builds the restored AdamW (a torch Optimizer) on its first use."""
+    if not affected("m15-adamw"):
+        pytest.skip("transformers.AdamW exists here: m15 is out of range")
+    code = (
+        "import hotfix, sys; hotfix.enable(); import transformers; print('torch' in sys.modules); "
+        "print(hotfix.status()['m15-adamw'].state); "
+        "from transformers import AdamW; import torch; print(issubclass(AdamW, torch.optim.Optimizer)); "
+        "hotfix.disable(); print(hasattr(transformers, 'AdamW'), type(transformers).__name__)"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_clean_env())
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["False", "applied", "True", "False", "_LazyModule"]
+
+
 def test_remote_code_already_fixed_for_the_new_api_is_left_alone() -> None:
     """The LegacyLM fixed by hand for 5.23+ (get_max_length() == -1 means no maximum) keeps -1 under hotfix."""
     from packaging.version import Version
