@@ -30,7 +30,7 @@ def test_benchmarks_smoke(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert results["mode"] == "smoke"
     items = {figure["item"] for figure in results["figures"]}
-    assert {1, 2, 3, 4, 5, 6, 7} <= items
+    assert {1, 2, 3, 4, 5, 6, 7, 12} <= items
     for figure in results["figures"]:
         assert {"name", "median", "min", "max", "target", "met", "unit"} <= set(figure)
     assert (tmp_path / "results.png").stat().st_size > 1000
