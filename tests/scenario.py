@@ -1044,7 +1044,11 @@ def run_big_loads(workdir: Path) -> Any:
             del model
         # Quantized (where optimum-quanto is installed): the quantizer needs the parameters on meta; the buffers
         # that __init__ computed must still be the unquantized model's, and the logits close to its.
-        if importlib.util.find_spec("optimum.quanto") is not None and "error" not in results[f"{name} auto"]:
+        if (
+            importlib.util.find_spec("optimum") is not None
+            and importlib.util.find_spec("optimum.quanto") is not None
+            and "error" not in results[f"{name} auto"]
+        ):
             from transformers import QuantoConfig
 
             model = AutoModelForCausalLM.from_pretrained(
