@@ -8,8 +8,9 @@ See ``docs/`` for the user guide, the patch-author guide and the list of patches
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
 
+from . import _boot
 from ._errors import (
     ConfigurationError,
     DependencyError,
@@ -19,11 +20,43 @@ from ._errors import (
     RegistryError,
     UnknownPatchError,
 )
-from ._hookspecs import hookimpl
-from ._patch import Finding, Patch
-from ._runtime import RUNTIME, PatchStatus, Status
-from ._scope import is_legacy
-from ._shims import Shims
+
+TYPE_CHECKING = False  # typing is not imported for it: ``import hotfix; hotfix.enable()`` starts every process
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ._hookspecs import hookimpl
+    from ._patch import Finding, Patch
+    from ._runtime import PatchStatus, Status
+    from ._scope import is_legacy
+    from ._shims import Shims
+
+# Loaded at first use (PEP 562): they import pluggy, wrapt and the runtime, which enable() defers.
+_LAZY = {
+    "hookimpl": "._hookspecs",
+    "Finding": "._patch",
+    "Patch": "._patch",
+    "PatchStatus": "._runtime",
+    "Status": "._runtime",
+    "is_legacy": "._scope",
+    "Shims": "._shims",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hotfix' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "ConfigurationError",
@@ -73,22 +106,35 @@ def enable(
     raises :class:`ConfigurationError` in strict mode: call :func:`disable`
     first). A selection item that names no patch is logged as a warning (raised
     in strict mode). Imports none of the target libraries.
+
+    Without *patches*, *strict* and *legacy*, with ``HOTFIX_STRICT`` unset and
+    no patch pack installed, it takes about a millisecond: the registry and
+    pluggy load at the first import of transformers, peft or auto_gptq, or at
+    the first :func:`status`, and their warnings are logged then.
     """
-    RUNTIME.enable(patches=patches, strict=strict, propagate=propagate, legacy=legacy)
+    _boot.enable(patches, strict, propagate, legacy)
 
 
 def disable() -> None:
     """Remove the import hook and revert every shim, in reverse order. Does nothing if not enabled."""
-    RUNTIME.disable()
+    if not _boot.cancel() and "hotfix._runtime" in sys.modules:
+        from ._runtime import RUNTIME
+
+        RUNTIME.disable()
 
 
 def is_enabled() -> bool:
-    """Whether hotfix is enabled in this process."""
-    return RUNTIME.enabled
+    """Whether hotfix is enabled in this process (also while the registry waits for a watched import)."""
+    if _boot.pending():
+        return True
+    runtime = sys.modules.get("hotfix._runtime")
+    return bool(runtime is not None and runtime.RUNTIME.enabled)
 
 
 def status() -> Status:
     """Every known patch with its state (applied, skipped and why, failed and the error) and the versions seen."""
+    from ._runtime import RUNTIME
+
     return RUNTIME.status()
 
 
@@ -98,9 +144,13 @@ def register_plugin(plugin: object, name: str | None = None) -> None:
     Patch packs installed as distributions register themselves through the
     ``hotfix.patches`` entry-point group instead. Call it while disabled.
     """
+    from ._runtime import RUNTIME
+
     RUNTIME.register(plugin, name=name)
 
 
 def unregister_plugin(plugin: object) -> None:
     """Remove a plugin registered with :func:`register_plugin`. Call it while disabled."""
+    from ._runtime import RUNTIME
+
     RUNTIME.unregister(plugin)

@@ -9,7 +9,6 @@ stderr; in strict mode the process then exits with code 1.
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import sys
 
@@ -19,6 +18,8 @@ from . import _env
 def _write_status(path: str) -> None:
     """Write this process's status where ``HOTFIX_STATUS_FILE`` says, at exit. Never raises."""
     try:
+        import json  # here: start-up without a status file needs no json
+
         from . import status
 
         temporary = f"{path}.{os.getpid()}.tmp"
@@ -33,13 +34,13 @@ def activate() -> None:
     if not _env.enabled():
         return
     try:
-        from . import _plugins, enable
+        from . import _boot, enable
 
-        _plugins.START_UP[0] = True  # packs are not loaded from the working directory at start-up
+        _boot.START_UP[0] = True  # packs are not loaded from the working directory at start-up
         try:
             enable()
         finally:
-            _plugins.START_UP[0] = False
+            _boot.START_UP[0] = False
         path = _env.status_file()
         if path:
             atexit.register(_write_status, path)

@@ -38,8 +38,10 @@ process can change them before calling :func:`hotfix.enable`.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterable
+
+TYPE_CHECKING = False  # typing is not imported for it: enable() is on every process's start-up path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = [
     "ENABLE",
@@ -87,12 +89,15 @@ def strict() -> bool:
 
 def split_selection(items: Iterable[str]) -> list[str]:
     """Selection items as hotfix reads them: separated by commas, semicolons or spaces, lower-cased (ids are)."""
+    import re  # here, not at import: enable() without a selection needs no regular expressions
+
     return [part.lower() for item in items for part in re.split(r"[,;\s]+", item) if part]
 
 
 def patch_selection() -> list[str] | None:
     """The items of ``HOTFIX_PATCHES``, or ``None`` when it is unset or empty."""
-    return split_selection([os.environ.get(PATCHES, "")]) or None
+    raw = os.environ.get(PATCHES, "")
+    return (split_selection([raw]) or None) if raw.strip() else None
 
 
 def legacy_modules() -> list[str]:

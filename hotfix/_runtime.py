@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.util
-import os
 import sys
-import threading
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, final
 
-from . import _env, _explain, _introspect, _log, _scope, _usage
+from . import _boot, _env, _explain, _introspect, _log, _scope, _usage
 from ._apply import forget_module, revert_all, settle, subclass_failed
 from ._decide import Slot, arrange, plan, select, unmatched, watches
-from ._errors import ConfigurationError, DependencyError, PatchError, PatchFailedError
+from ._errors import ConfigurationError, PatchError, PatchFailedError
 from ._events import Event, emit_all, patch_event
 from ._importer import Finder, degraded, report_degraded
 from ._plugins import Collected, Plugins
@@ -47,13 +44,13 @@ class Runtime:
     """hotfix's state in this process."""
 
     def __init__(self) -> None:
-        self.lock = threading.RLock()
+        self.lock = _boot.LOCK
         self.enabled = False
         self.strict = False
         self.generation = 0
         self.finder: Finder | None = None
         self.slots: dict[str, Slot] = {}
-        self.plugins = Plugins(self.lock, lambda: self.enabled)
+        self.plugins = Plugins(self.lock, lambda: self.enabled or _boot.pending())
         self._by_module: dict[str, list[Slot]] = {}
         self._by_prefix: list[tuple[str, Slot]] = []
         self._by_missing: dict[str, list[Slot]] = {}
@@ -90,7 +87,7 @@ class Runtime:
         propagate: bool = True,
         legacy: Sequence[str] | None = None,
     ) -> None:
-        events: list[Event] = []
+        _boot.resolve()  # a deferred enable() first becomes a real one: this call then compares with it
         with self.lock:
             selection = _env.split_selection(patches) if patches is not None else _env.patch_selection()
             if self.enabled:
@@ -100,29 +97,53 @@ class Runtime:
                         raise ConfigurationError("hotfix.enable(patches=...)", problem)
                     _log.emit("warning", "enable.ignored", detail=problem)
                 return
-            _log.configure()
-            _check_dependencies()
-            self.strict = _env.strict() if strict is None else strict
-            collected = self.plugins.collected()
-            events += _misconfiguration(collected, selection, patches is not None, self.strict)
-            _declare_legacy(legacy, self.strict)
-            self._selection = selection
-            self.slots = arrange(collected.patches, selection)
-            events += [patch_event(self._hook, "skipped", s) for s in self.slots.values() if not s.active]
-            self._by_module, self._by_prefix, self._by_missing = watches(self.slots.values())
-            self.finder = Finder(self._module_loaded, self._module_missing, self._module_reloading)
-            self.finder.watch(list(self._by_module), [prefix for prefix, _ in self._by_prefix], list(self._by_missing))
-            _meta_path([self.finder, *sys.meta_path])
-            self.enabled = True
-            self.generation += 1
-            _explain.install_hooks()
-            if propagate:
-                self._environ = _propagate(selection, self.strict, _scope.declared_legacy())
-                events += _running_forkserver()
-            finder = self.finder
+            finder, events = self._start(selection, patches is not None, strict, legacy, propagate)
+        self._catch_up(finder, events)
+
+    def resume(self, selection: list[str] | None, environ: dict[str, str | None] | None) -> Callable[[], None]:
+        """Enable what a deferred ``enable()`` recorded (:mod:`hotfix._boot`, under the lock); returns the
+        rest, to run outside the lock. Its misconfiguration is logged, never raised (it is not strict)."""
+        with self.lock:
+            finder, events = self._start(selection, False, False, None, environ is not None)
+            if environ is not None:
+                self._environ = {**self._environ, **environ}  # disable() restores what was there before
+        return functools.partial(self._catch_up, finder, events)
+
+    def _start(
+        self,
+        selection: list[str] | None,
+        given: bool,
+        strict: bool | None,
+        legacy: Sequence[str] | None,
+        propagate: bool,
+    ) -> tuple[Finder, list[Event]]:
+        """Collect the patches, decide and install the finder (under the lock)."""
+        events: list[Event] = []
+        _log.configure()
+        _boot.check_dependencies()
+        self.strict = _env.strict() if strict is None else strict
+        collected = self.plugins.collected()
+        events += _misconfiguration(collected, selection, given, self.strict)
+        _declare_legacy(legacy, self.strict)
+        self._selection = selection
+        self.slots = arrange(collected.patches, selection)
+        events += [patch_event(self._hook, "skipped", s) for s in self.slots.values() if not s.active]
+        self._by_module, self._by_prefix, self._by_missing = watches(self.slots.values())
+        self.finder = Finder(self._module_loaded, self._module_missing, self._module_reloading)
+        self.finder.watch(list(self._by_module), [prefix for prefix, _ in self._by_prefix], list(self._by_missing))
+        _meta_path([self.finder, *sys.meta_path])
+        self.enabled = True
+        self.generation += 1
+        _explain.install_hooks()
+        if propagate:
+            self._environ = _boot.propagate(selection, self.strict, _scope.declared_legacy())
+            events += _running_forkserver()
+        return self.finder, events
+
+    def _catch_up(self, finder: Finder, events: list[Event]) -> None:
+        """Emit what enabling found, then apply to the targets imported before it (outside the lock)."""
         emit_all(events)
-        # Targets imported before enable(): apply now, outside the lock (each
-        # application takes it), in import order so that parents come first.
+        # Outside the lock (each application takes it), in import order so that parents come first.
         try:
             for name, module in list(sys.modules.items()):
                 if isinstance(module, types.ModuleType) and finder.watches(name):
@@ -136,6 +157,7 @@ class Runtime:
     def disable(self) -> None:
         events: list[Event] = []
         with self.lock:
+            _boot.cancel()
             if not self.enabled:
                 return
             self.enabled = False
@@ -147,7 +169,7 @@ class Runtime:
             _explain.remove_hooks()
             _usage.clear()
             _introspect.clear_caches()
-            _restore_environ(self._environ)
+            _boot.restore_environ(self._environ)
             self._environ = {}
             _scope.declare_legacy(())
         emit_all(events)
@@ -242,6 +264,7 @@ class Runtime:
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> Status:
+        _boot.resolve()  # a deferred enable() resolves: the status shows what applies
         collected = self.plugins.collected()
         with self.lock:
             patches = [slot.status() for slot in self.slots.values()] if self.slots else self.plan(None)
@@ -285,23 +308,6 @@ def _meta_path(finders: list[Any]) -> None:
     then raises ModuleNotFoundError).
     """
     sys.meta_path = finders
-
-
-# Imported only when a watched module is imported (enable() stays cheap), so looked for at enable().
-_DEPENDENCIES = ("wrapt", "structlog")
-
-
-def _check_dependencies() -> None:
-    """Refuse to enable when a library the import path needs is missing: all on, or all off, never half."""
-    for name in _DEPENDENCIES:
-        if name in sys.modules:
-            continue
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError) as error:
-            raise DependencyError(name, f"{type(error).__name__}: {error}") from error
-        if not found:
-            raise DependencyError(name, f"No module named {name!r}")
 
 
 def _attempt(step: Any, *args: Any) -> tuple[Any, Exception | None, BaseException | None]:
@@ -356,16 +362,6 @@ def _declare_legacy(legacy: Sequence[str] | None, strict: bool) -> None:
     _scope.declare_legacy(kept, _env.LEGACY)
 
 
-def _propagate(selection: Sequence[str] | None, strict: bool, legacy: Sequence[str]) -> dict[str, str | None]:
-    """Set the environment so that worker processes (spawn, torchrun) activate too; returns what was there."""
-    wanted = {_env.ENABLE: "1", _env.PATCHES: _storable(",".join(selection)) if selection else None}
-    wanted[_env.STRICT] = "1" if strict else None
-    wanted[_env.LEGACY] = _storable(",".join(legacy)) if legacy else None
-    saved = {name: os.environ.get(name) for name in wanted}
-    _restore_environ(wanted)
-    return saved
-
-
 def _running_forkserver() -> list[Event]:
     """A warning when a multiprocessing forkserver runs already: it keeps the environment it started with, so
     the workers it forks get no activation from this ``enable()``."""
@@ -379,23 +375,4 @@ def _running_forkserver() -> list[Event]:
     return [functools.partial(_log.emit, "warning", "enable.forkserver", detail=detail)]
 
 
-def _storable(text: str) -> str:
-    """*text* as the environment can hold it: a NUL or a lone surrogate (which no patch id or module name
-    contains, so the item named nothing) becomes U+FFFD, which names nothing either."""
-    return "".join("\ufffd" if char == "\x00" or 0xD800 <= ord(char) <= 0xDFFF else char for char in text)
-
-
-def _restore_environ(values: dict[str, str | None]) -> None:
-    for name, value in values.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
 RUNTIME = Runtime()
-if hasattr(os, "register_at_fork"):
-    # A fork while another thread holds the lock would leave the child's copy of it locked for good: the
-    # forking thread takes it first, and both sides release it.
-    _lock = RUNTIME.lock
-    os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release, after_in_child=_lock.release)

@@ -22,6 +22,14 @@ def test_patches_page_is_up_to_date() -> None:
     assert completed.returncode == 0, completed.stderr
 
 
+def test_watch_index_is_up_to_date() -> None:
+    """enable() defers the registry until a package of hotfix/_index.py is imported: a stale index would miss one."""
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_index.py"), "--check"], capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr
+
+
 def test_every_environment_variable_is_documented() -> None:
     reference = (ROOT / "docs" / "environment.md").read_text(encoding="utf-8")
     for name in (_env.ENABLE, _env.PATCHES, _env.STRICT, _env.LEGACY, _env.LOG_LEVEL, _env.LOG_FORMAT):
