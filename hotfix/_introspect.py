@@ -12,6 +12,13 @@ expressions, a stored value tested in a nested function). Their answers are
 cached per call site in a dictionary keyed weakly by the code object, so a
 cached answer never keeps code alive, at most :data:`PER_CODE` sites per code
 object, and :func:`clear_caches` (called by ``hotfix.disable()``) drops them.
+
+Per-token paths ask nothing at run time: :func:`redirect_calls` reads a
+legacy function's bytecode once, when its class is defined, and gives the
+calls whose result is used the legacy way (:func:`tests_result_for_none_at`,
+:func:`unpacks_result_at`) another attribute name to look up. The function
+then runs as written, at the cost of the call it makes, and traces under
+``torch.compile`` like any method call.
 """
 
 from __future__ import annotations
@@ -32,7 +39,10 @@ __all__ = [
     "clear_caches",
     "following",
     "result_tested_for_none",
+    "redirect_calls",
     "result_unpacked",
+    "tests_result_for_none_at",
+    "unpacks_result_at",
 ]
 
 PER_CODE = 64
@@ -222,3 +232,91 @@ def _tests_none(window: Sequence[dis.Instruction]) -> bool:
     return any(w.opname in ("LOAD_CONST", "LOAD_SMALL_INT") and w.argval is None for w in window) and any(
         w.opname in ("IS_OP", "COMPARE_OP") for w in window
     )
+
+
+# -- static: read once when a legacy class is defined --------------------------------
+
+_CALLS = ("CALL", "CALL_KW", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD", "CALL_FUNCTION_EX")
+_ATTRIBUTE_LOADS = ("LOAD_ATTR", "LOAD_METHOD")
+_BRANCHES = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+
+
+def _effect(instruction: dis.Instruction) -> int:
+    if instruction.opcode >= dis.HAVE_ARGUMENT:
+        return dis.stack_effect(instruction.opcode, instruction.arg or 0, jump=False)
+    return dis.stack_effect(instruction.opcode, jump=False)
+
+
+def _call_of(instructions: Sequence[dis.Instruction], index: int) -> int | None:
+    """The offset of the call that calls the attribute loaded at *index*; None when it is not called directly.
+
+    Follows the stack from the owner (depth 1) through the attribute's load
+    and the arguments: the first call that leaves the stack no higher than
+    the owner is this attribute's call (a call among the arguments leaves
+    the callable below it). A branch among the arguments, or the stack falling
+    below the owner first, answers None (not a call this reader follows).
+    """
+    depth = 1
+    for instruction in instructions[index:]:
+        if instruction.opcode in _BRANCHES:
+            return None
+        depth += _effect(instruction)
+        if instruction.opname in _CALLS and depth <= 1:  # 0: a NULL pushed below the owner went too (3.11+)
+            return instruction.offset
+        if depth < 1:
+            return None
+    return None
+
+
+def call_sites(code: types.CodeType, attribute: str) -> list[int] | None:
+    """The offsets of the calls ``x.attribute(...)`` in *code* itself (nested functions not included).
+
+    None when *code* uses the name in any other way (an attribute read and
+    kept, a store, a global of that name): such code is not rewritten.
+    """
+    instructions = list(dis.get_instructions(code))
+    sites: list[int] = []
+    for index, instruction in enumerate(instructions):
+        if instruction.opcode not in dis.hasname or instruction.argval != attribute:
+            continue
+        call = _call_of(instructions, index) if instruction.opname in _ATTRIBUTE_LOADS else None
+        if call is None:
+            return None
+        sites.append(call)
+    return sites
+
+
+def tests_result_for_none_at(code: types.CodeType, offset: int) -> bool:
+    """Whether the result of the call at *offset* is compared with ``None`` (see :func:`result_tested_for_none`)."""
+    return _tests_result_for_none(code, offset)
+
+
+def unpacks_result_at(code: types.CodeType, offset: int, count: int = 2) -> bool:
+    """Whether the result of the call at *offset* is unpacked into exactly *count* names."""
+    after = following(code, offset)
+    return bool(after) and after[0].opname == "UNPACK_SEQUENCE" and after[0].arg == count
+
+
+def redirect_calls(
+    code: types.CodeType, attribute: str, to: str, when: Callable[[types.CodeType, int], bool]
+) -> types.CodeType:
+    """*code* with its calls ``x.attribute(...)`` looking up ``x.to`` instead, where *when* holds for all of them.
+
+    Applies to *code* and to the functions nested in it, each on its own: a
+    code object is rewritten only when every use of *attribute* in it is such
+    a call and ``when(code, offset)`` answers True for each (a function that
+    uses the result both ways keeps its name). Returns *code* itself when
+    nothing changes. Only the name table changes: line numbers, tracebacks
+    and ``inspect.getsource`` stay those of the original.
+    """
+    constants = tuple(
+        redirect_calls(constant, attribute, to, when) if isinstance(constant, types.CodeType) else constant
+        for constant in code.co_consts
+    )
+    nested = any(new is not old for new, old in zip(constants, code.co_consts, strict=True))
+    if attribute in code.co_names and to not in code.co_names:
+        sites = call_sites(code, attribute)
+        if sites and all(when(code, offset) for offset in sites):
+            names = tuple(to if name == attribute else name for name in code.co_names)
+            return code.replace(co_names=names, co_consts=constants)
+    return code.replace(co_consts=constants) if nested else code

@@ -136,6 +136,10 @@ def _undo_attribute_locked(change: Change) -> str | None:
 def _counting(change: Change, value: Any, patch_id: str) -> Any:
     """*value* behind a trampoline that records the first use and then steps aside; other values unchanged."""
     pending = [True]  # until the first call; a reference taken before it then costs one list lookup
+    # While torch.compile traces the first call, recording it (a lock, the usage table) would break the graph:
+    # dynamo answers is_compiling() with a constant, so the traced call skips it and the first eager call counts.
+    compiler = getattr(sys.modules.get("torch"), "compiler", None)
+    compiling: Callable[[], bool] | None = getattr(compiler, "is_compiling", None)
 
     def used() -> None:
         with _STEP_ASIDE:
@@ -150,7 +154,7 @@ def _counting(change: Change, value: Any, patch_id: str) -> Any:
 
     def trampoline(function: Callable[..., Any]) -> Callable[..., Any]:
         def first(*args: Any, **kwargs: Any) -> Any:
-            if pending[0]:
+            if pending[0] and not (compiling is not None and compiling()):
                 used()
             return function(*args, **kwargs)
 
@@ -168,7 +172,7 @@ def _counting(change: Change, value: Any, patch_id: str) -> Any:
         wrapper = value._self_wrapper
 
         def counting(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            if pending[0]:
+            if pending[0] and not (compiling is not None and compiling()):
                 used()
             return wrapper(wrapped, instance, args, kwargs)
 

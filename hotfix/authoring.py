@@ -22,6 +22,9 @@ What is here:
   :func:`called_from_legacy`, :func:`called_into_from_legacy`,
   :func:`caller_frame`; what the caller does with a shim's result, read
   from its bytecode: :func:`result_unpacked`, :func:`result_tested_for_none`;
+  or, for per-token paths, once when the legacy class is defined:
+  :func:`redirect_legacy_calls` with :func:`tests_result_for_none_at` or
+  :func:`unpacks_result_at`;
 * the recurring patterns as primitives: :func:`on_legacy_subclass` (act on the
   classes legacy code defines, never on the library's own),
   :func:`wrap_outermost_init` (run code once per instance, around the
@@ -37,7 +40,8 @@ that way.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from ._apply import revert_incomplete
@@ -46,8 +50,11 @@ from ._introspect import (
     called_from_legacy,
     called_into_from_legacy,
     caller_frame,
+    redirect_calls,
     result_tested_for_none,
     result_unpacked,
+    tests_result_for_none_at,
+    unpacks_result_at,
 )
 from ._patch import Apply, Finding, Patch, Probe
 from ._scope import declared_legacy, is_legacy
@@ -76,10 +83,13 @@ __all__ = [
     "is_legacy",
     "lists_name",
     "on_legacy_subclass",
+    "redirect_legacy_calls",
     "result_tested_for_none",
     "result_unpacked",
     "revert_incomplete",
     "takes",
+    "tests_result_for_none_at",
+    "unpacks_result_at",
     "wrap_outermost_init",
 ]
 
@@ -118,6 +128,60 @@ def on_legacy_subclass(shims: Shims, base: type, callback: Callable[[type, Shims
     """
     library = base.__module__.partition(".")[0]
     shims.on_subclass(base, callback, exclude=(library + ".",))
+
+
+def _functions(value: Any) -> Iterator[types.FunctionType]:
+    """The plain functions behind a class attribute: a method, a static or class method, a property's
+    accessors, and what decorators wrapped (``__wrapped__``)."""
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    if isinstance(value, property):
+        for accessor in (value.fget, value.fset, value.fdel):
+            yield from _functions(accessor)
+        return
+    seen: set[int] = set()
+    while value is not None and id(value) not in seen:
+        seen.add(id(value))
+        if type(value) is types.FunctionType:
+            yield value
+        value = getattr(value, "__wrapped__", None) if callable(value) else None
+
+
+def redirect_legacy_calls(
+    shims: Shims, cls: type, attribute: str, to: str, *, when: Callable[[types.CodeType, int], bool]
+) -> int:
+    """In the functions *cls* defines, make the calls ``x.attribute(...)`` that use the result the legacy way
+    call ``x.to(...)``; returns how many functions changed.
+
+    *when* answers, from a function's bytecode and the offset of one call,
+    whether that call uses the result the legacy way
+    (:func:`tests_result_for_none_at`, :func:`unpacks_result_at`). A function
+    changes only where every use of *attribute* in it is such a call (see
+    :func:`hotfix._introspect.redirect_calls`); its ``__code__`` is replaced in
+    place, so a decorator's reference sees the change, and reverting puts the
+    original back. Meant for the callback of :func:`on_legacy_subclass`: the
+    legacy answer is then scoped by the class, and nothing inspects frames
+    or bytecode while the model runs (per-token paths, ``torch.compile``).
+    """
+    changed = 0
+    for name, value in list(vars(cls).items()):
+        for function in _functions(value):
+            original = function.__code__
+            rewritten = redirect_calls(original, attribute, to, when)
+            if rewritten is original:
+                continue
+            function.__code__ = rewritten
+
+            def undo(function: types.FunctionType = function, original: types.CodeType = original,
+                     rewritten: types.CodeType = rewritten) -> str | None:  # fmt: skip
+                if function.__code__ is not rewritten:
+                    return f"{function.__qualname__}.__code__ was replaced after hotfix changed it; left as it is"
+                function.__code__ = original
+                return None
+
+            shims.record(f"{cls.__qualname__}.{name}: calls to {attribute} look up {to}", undo)
+            changed += 1
+    return changed
 
 
 def wrap_outermost_init(

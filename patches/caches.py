@@ -17,11 +17,15 @@ looks at the value.
 
 The shim restores ``get_max_length`` on ``Cache`` returning ``None`` where
 the cache has no maximum (``-1`` or ``None`` from the new API) and the
-maximum otherwise. Where upstream's method exists (5.23 on), every caller
-keeps its ``-1`` except legacy code that tests the result against ``None``:
-a call from a remote-code module whose code compares the value it stored
-with ``None`` (read from the caller's bytecode, once per call site). Remote
-code already fixed for 5.23 (``if max_length < 0``) keeps ``-1``.
+maximum otherwise. Where upstream's method exists (5.23 on), it is left as
+it is and every caller keeps its ``-1``, except legacy code that tests the
+result against ``None``: when a legacy model class (a ``PreTrainedModel``
+subclass of remote code or of a module declared legacy) is defined, each of
+its functions whose ``get_max_length()`` results are all compared with
+``None`` (read from its bytecode, once) calls the 4.x contract instead,
+under the name ``_hotfix_get_max_length``. Nothing asks at run time, so the
+decoding step compiles like the hand-fixed copy. Remote code already fixed
+for 5.23 (``if max_length < 0``) keeps ``-1``.
 """
 
 from __future__ import annotations
@@ -32,17 +36,15 @@ from typing import Any
 from hotfix.authoring import (
     Finding,
     Shims,
-    all_subclasses,
     called_from_legacy,
-    caller_frame,
     is_legacy,
-    result_tested_for_none,
+    on_legacy_subclass,
+    redirect_legacy_calls,
+    tests_result_for_none_at,
 )
 
-
-def _legacy_caller_expects_none() -> bool:
-    frame = caller_frame(2)
-    return frame is not None and is_legacy(frame.f_globals.get("__name__", "")) and result_tested_for_none(frame)
+_LEGACY = "_hotfix_get_max_length"
+"""What legacy code's ``get_max_length()`` calls look up where upstream's method returns -1."""
 
 
 def _no_maximum_as_none(value: Any) -> Any:
@@ -57,12 +59,21 @@ def get_max_length(self: Any, layer_idx: int | None = None) -> int | None:
     return None
 
 
+def _cache_utils() -> types.ModuleType:
+    # The patch triggers on transformers.modeling_utils (its legacy classes subclass PreTrainedModel);
+    # transformers.cache_utils is loaded before it.
+    import importlib
+
+    return importlib.import_module("transformers.cache_utils")
+
+
 def probe_get_max_length(module: types.ModuleType) -> Finding:
-    if getattr(module.Cache, "get_max_length", None) is None:
+    cache_utils = _cache_utils()
+    if getattr(cache_utils.Cache, "get_max_length", None) is None:
         return True, "Cache.get_max_length is missing"
     import torch  # loaded already: transformers.cache_utils imports it
 
-    cache = module.DynamicCache()
+    cache = cache_utils.DynamicCache()
     states = torch.zeros(1, 1, 1, 1)
     cache.update(states, states, 0)
     value = cache.get_max_length()
@@ -72,27 +83,19 @@ def probe_get_max_length(module: types.ModuleType) -> Finding:
 
 
 def apply_get_max_length(module: types.ModuleType, shims: Shims) -> None:
-    cache = module.Cache
+    cache = _cache_utils().Cache
     if getattr(cache, "get_max_length", None) is None:
         shims.restore(cache, "get_max_length", get_max_length, "method")
         return
+    # Upstream's method stays untouched for every caller (transformers' own Bloom calls it per token);
+    # legacy classes whose code tests its result for None call the 4.x contract under another name.
+    shims.restore(cache, _LEGACY, get_max_length, "method")
 
-    def make(function: Any) -> Any:
-        # A plain function, not a wrapt wrapper: it runs once per generated token.
-        def get_max_length(self: Any, *args: Any, **kwargs: Any) -> Any:
-            value = function(self, *args, **kwargs)
-            if isinstance(value, int) and value < 0 and _legacy_caller_expects_none():
-                shims.mark_used("legacy code got None from Cache.get_max_length")
-                return None
-            return value
+    def adapt(cls: type, class_shims: Shims) -> None:
+        if is_legacy(cls.__module__):
+            redirect_legacy_calls(class_shims, cls, "get_max_length", _LEGACY, when=tests_result_for_none_at)
 
-        return get_max_length
-
-    # Replace it on every class that defines its own get_max_length (Cache and
-    # the subclasses that override it), so that the legacy view holds for all.
-    for klass in (cache, *all_subclasses(cache)):
-        if "get_max_length" in vars(klass):
-            shims.replace(klass, "get_max_length", make)
+    on_legacy_subclass(shims, module.PreTrainedModel, adapt)
 
 
 def _cache_maximum(cache: Any, layer_idx: int) -> int | None:

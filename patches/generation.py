@@ -15,10 +15,14 @@ back. transformers changed that method three times:
   huggingface/transformers#39336).
 
 2024 GLM-4 code was written for 4.42 and unpacks ``cache_name, cache = ...``.
-The shim restores the method, accepting the old keyword, and returns what the
-calling code expects: it reads the caller's bytecode after the call, and
-returns ``(name, cache)`` when the result is unpacked into two names and the
-bare cache otherwise. The answer is cached per call site.
+The shim restores the method with the 4.42 contract, ``(name, cache)``, which
+transformers' own 4.42-4.48 code unpacks too, accepting the old keyword.
+ChatGLM-era code gets the bare cache: when a model class that is not
+transformers' own is defined,
+each of its functions whose calls of the method are none unpacked into two
+names (read from its bytecode, once) calls ``_hotfix_extract_past`` instead,
+which returns the cache alone. Nothing inspects frames while the model
+generates.
 
 **G6: ``generate()`` always passes a ``DynamicCache`` (4.54; tuples rejected in 5.0).**
 Until 4.53, ``generate`` created a cache object only for models that declared
@@ -41,7 +45,15 @@ import types
 import weakref
 from typing import Any
 
-from hotfix.authoring import Finding, Shims, caller_frame, is_legacy, on_legacy_subclass, result_unpacked, takes
+from hotfix.authoring import (
+    Finding,
+    Shims,
+    is_legacy,
+    on_legacy_subclass,
+    redirect_legacy_calls,
+    takes,
+    unpacks_result_at,
+)
 
 _CACHE_NAMES = ("past_key_values", "mems", "past_buckets_states", "cache_params")
 
@@ -60,14 +72,24 @@ def _past_from(outputs: Any) -> tuple[str, Any]:
     return "past_key_values", None
 
 
-def extract_past_from_model_output(self: Any, outputs: Any, standardize_cache_format: bool = False) -> Any:
-    """The cache in a model output; ``(name, cache)`` when the caller unpacks a pair (the 4.42+ contract)."""
+def extract_past_from_model_output(self: Any, outputs: Any, standardize_cache_format: bool = False) -> tuple[str, Any]:
+    """``(name, cache)`` from a model output (the contract of 4.42-4.48; the keyword of 4.43 and before)."""
     name, past = _past_from(outputs)
     if standardize_cache_format and past is not None and hasattr(self, "_convert_to_standard_cache"):
         past = self._convert_to_standard_cache(past, batch_size=outputs.logits.shape[0])
-    if result_unpacked(caller_frame(2), 2):
-        return name, past
-    return past
+    return name, past
+
+
+def _extract_past(self: Any, outputs: Any, standardize_cache_format: bool = False) -> Any:
+    """The cache alone (the contract of 4.41 and before), for legacy code that does not unpack a pair."""
+    return extract_past_from_model_output(self, outputs, standardize_cache_format)[1]
+
+
+_BARE = "_hotfix_extract_past"
+
+
+def _not_unpacked(code: types.CodeType, offset: int) -> bool:
+    return not unpacks_result_at(code, offset, 2)
 
 
 class _Outputs(dict[str, Any]):
@@ -78,7 +100,8 @@ class _Outputs(dict[str, Any]):
 
 
 def probe(module: types.ModuleType) -> Finding:
-    mixin = module.GenerationMixin
+    from transformers.generation.utils import GenerationMixin as mixin
+
     method = getattr(mixin, "_extract_past_from_model_output", None)
     if method is None:
         return True, "GenerationMixin._extract_past_from_model_output is missing"
@@ -93,7 +116,16 @@ def probe(module: types.ModuleType) -> Finding:
 
 
 def apply(module: types.ModuleType, shims: Shims) -> None:
-    shims.restore(module.GenerationMixin, "_extract_past_from_model_output", extract_past_from_model_output, "method")
+    from transformers.generation.utils import GenerationMixin
+
+    shims.restore(GenerationMixin, "_extract_past_from_model_output", extract_past_from_model_output, "method")
+    shims.restore(GenerationMixin, _BARE, _extract_past, "method")
+
+    def adapt(cls: type, class_shims: Shims) -> None:
+        # Any model class but transformers' own: calling the method without unpacking it is the old contract.
+        redirect_legacy_calls(class_shims, cls, "_extract_past_from_model_output", _BARE, when=_not_unpacked)
+
+    on_legacy_subclass(shims, module.PreTrainedModel, adapt)
 
 
 # -- G6: generate() gives every model a DynamicCache (4.54) -------------------------

@@ -129,3 +129,101 @@ def test_called_from_legacy_sees_the_calling_module() -> None:
 
     assert _run("c.call()", question, module="transformers_modules.m") is True
     assert _run("c.call()", question, module="transformers.models.x") is False
+
+
+# -- static: redirect_calls, read once when a legacy class is defined ---------------------
+
+
+def _scenario_code(body: str) -> types.CodeType:
+    namespace: dict[str, Any] = {}
+    exec(compile("def scenario(c):\n" + textwrap.indent(textwrap.dedent(body), "    "), "<s>", "exec"), namespace)
+    code: types.CodeType = namespace["scenario"].__code__
+    return code
+
+
+def _redirected(body: str, when: Callable[[types.CodeType, int], bool]) -> bool:
+    code = _scenario_code(body)
+    new = _introspect.redirect_calls(code, "call", "legacy_call", when)
+    if new is code:
+        return False
+    assert "legacy_call" in new.co_names and "call" not in new.co_names
+    return True
+
+
+@pytest.mark.parametrize("body", TESTED_FOR_NONE.values(), ids=TESTED_FOR_NONE.keys())
+def test_static_reading_agrees_with_the_frame_reading_tested_for_none(body: str) -> None:
+    assert _redirected(body, _introspect.tests_result_for_none_at) is True
+
+
+@pytest.mark.parametrize("body", NOT_TESTED_FOR_NONE.values(), ids=NOT_TESTED_FOR_NONE.keys())
+def test_static_reading_agrees_with_the_frame_reading_not_tested_for_none(body: str) -> None:
+    assert _redirected(body, _introspect.tests_result_for_none_at) is False
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("name, cache = c.call()", True),
+        ("cache = c.call()", False),
+        ("name, cache = c.call(x, y=1)", True),
+        ("name, cache = c.call(f(x), y=g(1, k=2), *[])", True),
+        ("name, cache = c.call(**{'a': 1})", True),
+        ("name, cache = c.call() if c else (None, None)", True),
+    ],
+)
+def test_static_reading_of_unpacking(body: str, expected: bool) -> None:
+    namespace = "x = y = 1\nf = g = print\n"
+    assert _redirected(namespace + body, _introspect.unpacks_result_at) is expected
+
+
+def test_a_call_with_arguments_is_found() -> None:
+    code = _scenario_code("x = 1\nm = c.call(x, key=[c.other(x), 2])\nif m is None:\n    pass")
+    sites = _introspect.call_sites(code, "call")
+    assert sites is not None and len(sites) == 1
+    assert _introspect.tests_result_for_none_at(code, sites[0]) is True
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "m = c.call()\nif m is None:\n    pass\nn = c.call()\nif n < 0:\n    pass",  # both ways: keep the name
+        "f = c.call\nm = f()\nif m is None:\n    pass",  # read and kept, not called
+        "c.call = None",  # stored
+        "m = c.call(1 if c else 2)\nif m is None:\n    pass",  # a branch among the arguments: not followed
+    ],
+    ids=["mixed", "kept", "stored", "branch-in-arguments"],
+)
+def test_other_uses_of_the_name_are_not_rewritten(body: str) -> None:
+    assert _redirected(body, _introspect.tests_result_for_none_at) is False
+
+
+def test_nested_functions_are_rewritten_each_on_its_own() -> None:
+    body = (
+        "def inner():\n    m = c.call()\n    return m is None\n"
+        "def other():\n    return c.call() + 1\n"
+        "return inner, other"
+    )
+    code = _scenario_code(body)
+    new = _introspect.redirect_calls(code, "call", "legacy_call", _introspect.tests_result_for_none_at)
+    nested = {k.co_name: k for k in new.co_consts if isinstance(k, types.CodeType)}
+    assert "legacy_call" in nested["inner"].co_names and "call" in nested["other"].co_names
+    assert new.co_names == code.co_names  # the outer function does not call it
+
+
+def test_the_rewritten_function_runs_and_keeps_its_lines() -> None:
+    class Cache:
+        def call(self) -> int:
+            return -1
+
+        def legacy_call(self) -> None:
+            return None
+
+    namespace: dict[str, Any] = {}
+    source = "def scenario(c):\n    m = c.call()\n    return 'none' if m is None else m\n"
+    exec(compile(source, "<s>", "exec"), namespace)
+    function = namespace["scenario"]
+    assert function(Cache()) == -1
+    when = _introspect.tests_result_for_none_at
+    function.__code__ = _introspect.redirect_calls(function.__code__, "call", "legacy_call", when)
+    assert function(Cache()) == "none"
+    assert function.__code__.co_firstlineno == 1 and function.__code__.co_filename == "<s>"

@@ -207,3 +207,44 @@ def test_missing_bundled_patches_are_a_hotfix_error(tmp_path: Any, monkeypatch: 
     with pytest.raises(_resources.MissingPatchesError, match="the bundled patches are missing") as raised:
         _resources.ensure_patches_package()
     assert isinstance(raised.value, hotfix.HotfixError) and isinstance(raised.value, ImportError)
+
+
+def test_redirect_legacy_calls_changes_the_class_functions_and_reverts() -> None:
+    import functools
+
+    from hotfix.authoring import redirect_legacy_calls, tests_result_for_none_at
+
+    class Cache:
+        def size(self) -> int:
+            return -1
+
+        def legacy_size(self) -> None:
+            return None
+
+    def decorator(function: Any) -> Any:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    namespace: dict[str, Any] = {"decorator": decorator}
+    source = (
+        "class Legacy:\n"
+        "    def method(self, c):\n        m = c.size()\n        return m is None\n"
+        "    @staticmethod\n    def static(c):\n        return c.size() is None\n"
+        "    @property\n    def prop(self):\n        return self.c.size() is None\n"
+        "    @decorator\n    def decorated(self, c):\n        return c.size() is None\n"
+        "    def modern(self, c):\n        return c.size() < 0\n"
+    )
+    exec(compile(source, "<legacy>", "exec"), namespace)
+    legacy = namespace["Legacy"]()
+    legacy.c = Cache()
+    before = (legacy.method(legacy.c), legacy.static(legacy.c), legacy.prop, legacy.decorated(legacy.c))
+    assert before == (False, False, False, False)
+    shims = Shims("t")
+    assert redirect_legacy_calls(shims, type(legacy), "size", "legacy_size", when=tests_result_for_none_at) == 4
+    assert (legacy.method(legacy.c), legacy.static(legacy.c), legacy.prop, legacy.decorated(legacy.c)) == (True,) * 4
+    assert legacy.modern(legacy.c) is True  # compares with a number: unchanged
+    assert shims.revert() == []
+    assert (legacy.method(legacy.c), legacy.static(legacy.c), legacy.prop, legacy.decorated(legacy.c)) == before
