@@ -1,4 +1,4 @@
-"""Instruction counts (valgrind's callgrind), where wall time on a 2-core machine cannot resolve 1% (items 1 and 2).
+"""Instruction counts (valgrind's callgrind), where wall time on a 2-core machine cannot resolve 1% (items 1, 2, 4).
 
 callgrind counts the instructions a process executes in user space; with ``PYTHONHASHSEED=0`` the count of a
 Python launch is the same from run to run, so a ratio of 1.005 is a real 0.5%. Kernel work (exec, page
@@ -79,3 +79,45 @@ def test_enable_instructions(benchmark: Any, smoke: bool) -> None:
     figure(benchmark, "import hotfix; hotfix.enable(), by instruction count (ms at this machine's rate)",
            [n / rate * 1e3 for n in added], unit="ms", target=5.0, direction="le", item=2,
            added_ir=added, bare_ir=[a for a, _ in pairs], instructions_per_second=rate)  # fmt: skip
+
+
+SHIM_CHILD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from test_shims import _cases
+name, variant, calls = sys.argv[2], sys.argv[3], int(sys.argv[4])
+bare, hand, shim = _cases()[name]
+hand(); shim()  # first calls: a restored name records its use once, then steps aside
+call = hand if variant == "hand" else shim
+for _ in range(calls):
+    call()
+"""
+
+
+def test_shim_call_instructions(benchmark: Any, smoke: bool) -> None:
+    """Item 4 by instruction count: instructions per call of each shim shape against the hand-written
+    replacement, from three launches each (no calls, N calls of the replacement, N calls of the shim)."""
+    from test_shims import _cases
+
+    environment = _env()
+    calls = 200 if smoke else 5_000
+    bench = str(Path(__file__).resolve().parent)
+
+    def count(name: str, variant: str, n: int) -> int:
+        return instructions([sys.executable, "-c", SHIM_CHILD, bench, name, variant, str(n)], environment)
+
+    def measure() -> dict[str, tuple[float, float]]:
+        per_call = {}
+        for name in _cases():
+            setup = count(name, "hand", 0)
+            hand, shim = count(name, "hand", calls), count(name, "shim", calls)
+            per_call[name] = ((hand - setup) / calls, (shim - setup) / calls)
+        return per_call
+
+    subprocess.run(
+        [sys.executable, "-c", SHIM_CHILD, bench, "alias (moved name)", "hand", "1"], env=environment, check=True
+    )  # fmt: skip  (writes the bytecode of hotfix and the benchmark modules)
+    results = benchmark.pedantic(measure, rounds=1)
+    for name, (hand, shim) in results.items():
+        figure(benchmark, f"per call by instruction count: {name}", [shim / hand], unit="ratio", target=1.1,
+               direction="le", item=4, hand_written_ir=hand, shim_ir=shim)  # fmt: skip

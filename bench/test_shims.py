@@ -11,6 +11,7 @@ import wrapt
 from _harness import figure, interleave
 
 import hotfix
+from hotfix.authoring import redirect_legacy_calls, tests_result_for_none_at
 
 CALLS = 20_000
 
@@ -90,7 +91,42 @@ def _cases() -> dict[str, tuple[Callable[[], Any], Callable[[], Any], Callable[[
     hand.legacy_compute = legacy_compute  # type: ignore[attr-defined]
     shims.proxy_return(shimmed, "compute", Proxy)
     cases["proxy-wrapped return"] = (lambda: hand.compute(), lambda: hand.legacy_compute(), lambda: shimmed.compute())
+
+    # a legacy method's call redirected, once when its class is defined, to the old contract (G1, G2): the
+    # legacy code tests get_max_length() for None; the hand fix tests the new -1 itself
+    namespace: dict[str, Any] = {}
+    exec(LEGACY_SOURCE, namespace)  # fresh classes per call: the redirect changes their functions in place
+    legacy, fixed, cache = namespace["Legacy"](), namespace["Fixed"](), namespace["NewCache"]()
+    shims.restore(namespace["NewCache"], "_hotfix_get_max_length", _legacy_max, "method")
+    redirect_legacy_calls(shims, namespace["Legacy"], "get_max_length", "_hotfix_get_max_length",
+                          when=tests_result_for_none_at)  # fmt: skip
+    cases["redirected call (per token)"] = (
+        lambda: cache.get_max_length(), lambda: fixed.prepare(cache), lambda: legacy.prepare(cache)
+    )  # fmt: skip
     return cases
+
+
+LEGACY_SOURCE = """
+class NewCache:
+    def get_max_length(self):
+        return -1
+
+class Legacy:
+    def prepare(self, cache):
+        maximum = cache.get_max_length()
+        return maximum is not None
+
+class Fixed:
+    def prepare(self, cache):
+        maximum = cache.get_max_length()
+        maximum = None if maximum < 0 else maximum
+        return maximum is not None
+"""
+
+
+def _legacy_max(self: Any) -> int | None:
+    value: int = self.get_max_length()
+    return None if value < 0 else value
 
 
 def test_shim_call_costs(benchmark: Any, smoke: bool) -> None:

@@ -28,6 +28,7 @@ import sys
 import types
 import weakref
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 from ._scope import is_legacy
 
@@ -298,25 +299,35 @@ def unpacks_result_at(code: types.CodeType, offset: int, count: int = 2) -> bool
 
 
 def redirect_calls(
-    code: types.CodeType, attribute: str, to: str, when: Callable[[types.CodeType, int], bool]
+    code: types.CodeType,
+    attribute: str,
+    to: str,
+    when: Callable[[types.CodeType, int], bool],
+    *,
+    sites: Literal["all", "any"] = "all",
 ) -> types.CodeType:
-    """*code* with its calls ``x.attribute(...)`` looking up ``x.to`` instead, where *when* holds for all of them.
+    """*code* with its calls ``x.attribute(...)`` looking up ``x.to`` instead, where *when* holds for them.
 
     Applies to *code* and to the functions nested in it, each on its own: a
     code object is rewritten only when every use of *attribute* in it is such
-    a call and ``when(code, offset)`` answers True for each (a function that
-    uses the result both ways keeps its name). Returns *code* itself when
-    nothing changes. Only the name table changes: line numbers, tracebacks
-    and ``inspect.getsource`` stay those of the original.
+    a call and ``when(code, offset)`` answers True for each of them
+    (*sites* ``"all"``: a function that uses the result both ways keeps its
+    name) or for one at least (``"any"``: one legacy use marks the function
+    as written for the old contract, as in ``torch.tensor(c.m()) if c.m() is
+    not None else None``). The name is one per code object, so all its calls
+    change together. Returns *code* itself when nothing changes. Only the
+    name table changes: line numbers, tracebacks and ``inspect.getsource``
+    stay those of the original.
     """
     constants = tuple(
-        redirect_calls(constant, attribute, to, when) if isinstance(constant, types.CodeType) else constant
+        redirect_calls(constant, attribute, to, when, sites=sites) if isinstance(constant, types.CodeType) else constant
         for constant in code.co_consts
     )
     nested = any(new is not old for new, old in zip(constants, code.co_consts, strict=True))
     if attribute in code.co_names and to not in code.co_names:
-        sites = call_sites(code, attribute)
-        if sites and all(when(code, offset) for offset in sites):
+        offsets = call_sites(code, attribute)
+        decide = all if sites == "all" else any
+        if offsets and decide(when(code, offset) for offset in offsets):
             names = tuple(to if name == attribute else name for name in code.co_names)
             return code.replace(co_names=names, co_consts=constants)
     return code.replace(co_consts=constants) if nested else code

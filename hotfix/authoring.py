@@ -42,7 +42,7 @@ from __future__ import annotations
 import inspect
 import types
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ._apply import revert_incomplete
 from ._errors import ConfigurationError, HotfixError, PatchError, PatchFailedError, RegistryError
@@ -148,7 +148,13 @@ def _functions(value: Any) -> Iterator[types.FunctionType]:
 
 
 def redirect_legacy_calls(
-    shims: Shims, cls: type, attribute: str, to: str, *, when: Callable[[types.CodeType, int], bool]
+    shims: Shims,
+    cls: type,
+    attribute: str,
+    to: str,
+    *,
+    when: Callable[[types.CodeType, int], bool],
+    sites: Literal["all", "any"] = "all",
 ) -> int:
     """In the functions *cls* defines, make the calls ``x.attribute(...)`` that use the result the legacy way
     call ``x.to(...)``; returns how many functions changed.
@@ -156,7 +162,8 @@ def redirect_legacy_calls(
     *when* answers, from a function's bytecode and the offset of one call,
     whether that call uses the result the legacy way
     (:func:`tests_result_for_none_at`, :func:`unpacks_result_at`). A function
-    changes only where every use of *attribute* in it is such a call (see
+    changes only where every use of *attribute* in it is a call, and *when*
+    holds for all of them (*sites* ``"all"``) or for one (``"any"``; see
     :func:`hotfix._introspect.redirect_calls`); its ``__code__`` is replaced in
     place, so a decorator's reference sees the change, and reverting puts the
     original back. Meant for the callback of :func:`on_legacy_subclass`: the
@@ -167,7 +174,7 @@ def redirect_legacy_calls(
     for name, value in list(vars(cls).items()):
         for function in _functions(value):
             original = function.__code__
-            rewritten = redirect_calls(original, attribute, to, when)
+            rewritten = redirect_calls(original, attribute, to, when, sites=sites)
             if rewritten is original:
                 continue
             function.__code__ = rewritten

@@ -21,8 +21,10 @@ maximum otherwise. Where upstream's method exists (5.23 on), it is left as
 it is and every caller keeps its ``-1``, except legacy code that tests the
 result against ``None``: when a legacy model class (a ``PreTrainedModel``
 subclass of remote code or of a module declared legacy) is defined, each of
-its functions whose ``get_max_length()`` results are all compared with
-``None`` (read from its bytecode, once) calls the 4.x contract instead,
+its functions that compare a ``get_max_length()`` result with ``None``
+(read from its bytecode, once) calls the 4.x contract instead, at every
+call of the method in that function (InternLM2.5 tests one call and uses
+another),
 under the name ``_hotfix_get_max_length``. Nothing asks at run time, so the
 decoding step compiles like the hand-fixed copy. Remote code already fixed
 for 5.23 (``if max_length < 0``) keeps ``-1``.
@@ -49,6 +51,12 @@ _LEGACY = "_hotfix_get_max_length"
 
 def _no_maximum_as_none(value: Any) -> Any:
     return None if value is None or (isinstance(value, int) and value < 0) else value
+
+
+def _legacy_get_max_length(self: Any, *args: Any) -> int | None:
+    """Upstream's answer (5.23+) in the 4.x contract: ``None`` for no maximum. Called per token."""
+    value: int | None = self.get_max_length(*args)
+    return None if value is None or value < 0 else value
 
 
 def get_max_length(self: Any, layer_idx: int | None = None) -> int | None:
@@ -89,11 +97,15 @@ def apply_get_max_length(module: types.ModuleType, shims: Shims) -> None:
         return
     # Upstream's method stays untouched for every caller (transformers' own Bloom calls it per token);
     # legacy classes whose code tests its result for None call the 4.x contract under another name.
-    shims.restore(cache, _LEGACY, get_max_length, "method")
+    shims.restore(cache, _LEGACY, _legacy_get_max_length, "method")
 
     def adapt(cls: type, class_shims: Shims) -> None:
         if is_legacy(cls.__module__):
-            redirect_legacy_calls(class_shims, cls, "get_max_length", _LEGACY, when=tests_result_for_none_at)
+            # "any": InternLM2.5 reads it twice, `torch.tensor(c.get_max_length()) if c.get_max_length() is
+            # not None else None`; the first call runs only when the second found a maximum.
+            redirect_legacy_calls(
+                class_shims, cls, "get_max_length", _LEGACY, when=tests_result_for_none_at, sites="any"
+            )
 
     on_legacy_subclass(shims, module.PreTrainedModel, adapt)
 

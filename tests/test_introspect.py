@@ -227,3 +227,16 @@ def test_the_rewritten_function_runs_and_keeps_its_lines() -> None:
     function.__code__ = _introspect.redirect_calls(function.__code__, "call", "legacy_call", when)
     assert function(Cache()) == "none"
     assert function.__code__.co_firstlineno == 1 and function.__code__.co_filename == "<s>"
+
+
+def test_one_legacy_use_is_enough_with_sites_any() -> None:
+    # InternLM2.5: the value is read twice; only the second call is tested against None, and the first runs
+    # only when that one found a maximum. Both calls must get the old contract.
+    body = "m = torch.tensor(c.call()) if c.call() is not None else None"
+    code = _scenario_code("torch = None\n" + body)
+    when = _introspect.tests_result_for_none_at
+    assert _introspect.redirect_calls(code, "call", "legacy_call", when) is code
+    new = _introspect.redirect_calls(code, "call", "legacy_call", when, sites="any")
+    assert "legacy_call" in new.co_names and "call" not in new.co_names
+    fixed = _scenario_code("m = c.call()\nm = None if m < 0 else m")  # fixed for the new contract: kept
+    assert _introspect.redirect_calls(fixed, "call", "legacy_call", when, sites="any") is fixed

@@ -391,6 +391,58 @@ def test_remote_code_already_fixed_for_the_new_api_is_left_alone() -> None:
     assert plain["result"]["tokens"] == REFERENCE["tokens"]
 
 
+CLASS_SCOPED = """
+import sys, hotfix
+from transformers import cache_utils
+upstream = vars(cache_utils.Cache)["get_max_length"]
+hotfix.enable(patches=["g1-extract-past-from-model-output", "g2-cache-get-max-length"])
+from transformers import GenerationMixin, PreTrainedModel
+source = (
+    "class Legacy(PreTrainedModel, GenerationMixin):\\n"
+    "    def prepare(self, cache):\\n"
+    "        maximum = cache.get_max_length()\\n"
+    "        return maximum is None\\n"
+    "    def update(self, outputs):\\n"
+    "        return self._extract_past_from_model_output(outputs, standardize_cache_format=False)\\n"
+    "    def update_pair(self, outputs):\\n"
+    "        name, past = self._extract_past_from_model_output(outputs)\\n"
+    "        return past\\n"
+)
+namespace = {"__name__": sys.argv[1], "PreTrainedModel": PreTrainedModel, "GenerationMixin": GenerationMixin}
+exec(source, namespace)
+Legacy = namespace["Legacy"]
+class Outputs(dict):
+    __getattr__ = dict.__getitem__
+import torch
+cache = cache_utils.DynamicCache()
+cache.update(torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1), 0)
+model = object.__new__(Legacy)
+outputs = Outputs(past_key_values=cache)
+print(vars(cache_utils.Cache)["get_max_length"] is upstream, cache.get_max_length(), Legacy.prepare(model, cache),
+      Legacy.update(model, outputs) is cache, Legacy.update_pair(model, outputs) is cache)
+hotfix.disable()
+print(Legacy.prepare(model, cache))
+"""
+
+
+@pytest.mark.parametrize("module", ["transformers_modules.repo.modeling_legacy", "my_models.modeling_own"])
+def test_g1_g2_answer_legacy_classes_without_touching_upstream(module: str) -> None:
+    """5.23+: upstream's get_max_length stays itself (-1 for everyone); a legacy class's None test and bare-cache
+    call are pointed at the old contracts when the class is defined, and disable() puts its code back."""
+    from packaging.version import Version
+
+    if TRANSFORMERS is None or Version(TRANSFORMERS) < Version("5.23"):
+        pytest.skip("transformers' own get_max_length returns -1 from 5.23; before, G2 restores a missing method")
+    done = subprocess.run([sys.executable, "-c", CLASS_SCOPED, module], capture_output=True, text=True,
+                          env=_clean_env())  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    first, after = done.stdout.splitlines()
+    legacy = module.startswith("transformers_modules.")
+    # G2 answers remote code only (is_legacy); G1's bare cache goes to any class that is not transformers' own.
+    assert first.split() == ["True", "-1", str(legacy), "True", "True"]
+    assert after == "False"
+
+
 def test_provided_attention_mask_module_equals_transformers_own() -> None:
     """hotfix's modeling_attn_mask_utils gives the masks of transformers' own, where that one still exists."""
     from packaging.version import Version
