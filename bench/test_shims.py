@@ -11,7 +11,7 @@ import wrapt
 from _harness import figure, interleave
 
 import hotfix
-from hotfix.authoring import redirect_legacy_calls, tests_result_for_none_at
+from hotfix.authoring import redirect_legacy_calls, result_tested_for_none_at
 
 CALLS = 20_000
 
@@ -99,7 +99,7 @@ def _cases() -> dict[str, tuple[Callable[[], Any], Callable[[], Any], Callable[[
     legacy, fixed, cache = namespace["Legacy"](), namespace["Fixed"](), namespace["NewCache"]()
     shims.restore(namespace["NewCache"], "_hotfix_get_max_length", _legacy_max, "method")
     redirect_legacy_calls(shims, namespace["Legacy"], "get_max_length", "_hotfix_get_max_length",
-                          when=tests_result_for_none_at)  # fmt: skip
+                          when=result_tested_for_none_at)  # fmt: skip
     cases["redirected call (per token)"] = (
         lambda: cache.get_max_length(), lambda: fixed.prepare(cache), lambda: legacy.prepare(cache)
     )  # fmt: skip

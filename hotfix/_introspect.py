@@ -15,8 +15,8 @@ object, and :func:`clear_caches` (called by ``hotfix.disable()``) drops them.
 
 Per-token paths ask nothing at run time: :func:`redirect_calls` reads a
 legacy function's bytecode once, when its class is defined, and gives the
-calls whose result is used the legacy way (:func:`tests_result_for_none_at`,
-:func:`unpacks_result_at`) another attribute name to look up. The function
+calls whose result is used the legacy way (:func:`result_tested_for_none_at`,
+:func:`result_unpacked_at`) another attribute name to look up. The function
 then runs as written, at the cost of the call it makes, and traces under
 ``torch.compile`` like any method call.
 """
@@ -42,8 +42,8 @@ __all__ = [
     "result_tested_for_none",
     "redirect_calls",
     "result_unpacked",
-    "tests_result_for_none_at",
-    "unpacks_result_at",
+    "result_tested_for_none_at",
+    "result_unpacked_at",
 ]
 
 PER_CODE = 64
@@ -287,12 +287,12 @@ def call_sites(code: types.CodeType, attribute: str) -> list[int] | None:
     return sites
 
 
-def tests_result_for_none_at(code: types.CodeType, offset: int) -> bool:
+def result_tested_for_none_at(code: types.CodeType, offset: int) -> bool:
     """Whether the result of the call at *offset* is compared with ``None`` (see :func:`result_tested_for_none`)."""
     return _tests_result_for_none(code, offset)
 
 
-def unpacks_result_at(code: types.CodeType, offset: int, count: int = 2) -> bool:
+def result_unpacked_at(code: types.CodeType, offset: int, count: int = 2) -> bool:
     """Whether the result of the call at *offset* is unpacked into exactly *count* names."""
     after = following(code, offset)
     return bool(after) and after[0].opname == "UNPACK_SEQUENCE" and after[0].arg == count

@@ -23,8 +23,8 @@ What is here:
   :func:`caller_frame`; what the caller does with a shim's result, read
   from its bytecode: :func:`result_unpacked`, :func:`result_tested_for_none`;
   or, for per-token paths, once when the legacy class is defined:
-  :func:`redirect_legacy_calls` with :func:`tests_result_for_none_at` or
-  :func:`unpacks_result_at`;
+  :func:`redirect_legacy_calls` with :func:`result_tested_for_none_at` or
+  :func:`result_unpacked_at`;
 * the recurring patterns as primitives: :func:`on_legacy_subclass` (act on the
   classes legacy code defines, never on the library's own),
   :func:`wrap_outermost_init` (run code once per instance, around the
@@ -52,9 +52,9 @@ from ._introspect import (
     caller_frame,
     redirect_calls,
     result_tested_for_none,
+    result_tested_for_none_at,
     result_unpacked,
-    tests_result_for_none_at,
-    unpacks_result_at,
+    result_unpacked_at,
 )
 from ._patch import Apply, Finding, Patch, Probe
 from ._scope import declared_legacy, is_legacy
@@ -88,8 +88,8 @@ __all__ = [
     "result_unpacked",
     "revert_incomplete",
     "takes",
-    "tests_result_for_none_at",
-    "unpacks_result_at",
+    "result_tested_for_none_at",
+    "result_unpacked_at",
     "wrap_outermost_init",
 ]
 
@@ -161,7 +161,7 @@ def redirect_legacy_calls(
 
     *when* answers, from a function's bytecode and the offset of one call,
     whether that call uses the result the legacy way
-    (:func:`tests_result_for_none_at`, :func:`unpacks_result_at`). A function
+    (:func:`result_tested_for_none_at`, :func:`result_unpacked_at`). A function
     changes only where every use of *attribute* in it is a call, and *when*
     holds for all of them (*sites* ``"all"``) or for one (``"any"``; see
     :func:`hotfix._introspect.redirect_calls`); its ``__code__`` is replaced in

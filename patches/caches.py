@@ -42,7 +42,7 @@ from hotfix.authoring import (
     is_legacy,
     on_legacy_subclass,
     redirect_legacy_calls,
-    tests_result_for_none_at,
+    result_tested_for_none_at,
 )
 
 _LEGACY = "_hotfix_get_max_length"
@@ -104,7 +104,7 @@ def apply_get_max_length(module: types.ModuleType, shims: Shims) -> None:
             # "any": InternLM2.5 reads it twice, `torch.tensor(c.get_max_length()) if c.get_max_length() is
             # not None else None`; the first call runs only when the second found a maximum.
             redirect_legacy_calls(
-                class_shims, cls, "get_max_length", _LEGACY, when=tests_result_for_none_at, sites="any"
+                class_shims, cls, "get_max_length", _LEGACY, when=result_tested_for_none_at, sites="any"
             )
 
     on_legacy_subclass(shims, module.PreTrainedModel, adapt)

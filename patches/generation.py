@@ -51,8 +51,8 @@ from hotfix.authoring import (
     is_legacy,
     on_legacy_subclass,
     redirect_legacy_calls,
+    result_unpacked_at,
     takes,
-    unpacks_result_at,
 )
 
 _CACHE_NAMES = ("past_key_values", "mems", "past_buckets_states", "cache_params")
@@ -89,7 +89,7 @@ _BARE = "_hotfix_extract_past"
 
 
 def _not_unpacked(code: types.CodeType, offset: int) -> bool:
-    return not unpacks_result_at(code, offset, 2)
+    return not result_unpacked_at(code, offset, 2)
 
 
 class _Outputs(dict[str, Any]):

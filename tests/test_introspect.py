@@ -152,12 +152,12 @@ def _redirected(body: str, when: Callable[[types.CodeType, int], bool]) -> bool:
 
 @pytest.mark.parametrize("body", TESTED_FOR_NONE.values(), ids=TESTED_FOR_NONE.keys())
 def test_static_reading_agrees_with_the_frame_reading_tested_for_none(body: str) -> None:
-    assert _redirected(body, _introspect.tests_result_for_none_at) is True
+    assert _redirected(body, _introspect.result_tested_for_none_at) is True
 
 
 @pytest.mark.parametrize("body", NOT_TESTED_FOR_NONE.values(), ids=NOT_TESTED_FOR_NONE.keys())
 def test_static_reading_agrees_with_the_frame_reading_not_tested_for_none(body: str) -> None:
-    assert _redirected(body, _introspect.tests_result_for_none_at) is False
+    assert _redirected(body, _introspect.result_tested_for_none_at) is False
 
 
 @pytest.mark.parametrize(
@@ -173,14 +173,14 @@ def test_static_reading_agrees_with_the_frame_reading_not_tested_for_none(body: 
 )
 def test_static_reading_of_unpacking(body: str, expected: bool) -> None:
     namespace = "x = y = 1\nf = g = print\n"
-    assert _redirected(namespace + body, _introspect.unpacks_result_at) is expected
+    assert _redirected(namespace + body, _introspect.result_unpacked_at) is expected
 
 
 def test_a_call_with_arguments_is_found() -> None:
     code = _scenario_code("x = 1\nm = c.call(x, key=[c.other(x), 2])\nif m is None:\n    pass")
     sites = _introspect.call_sites(code, "call")
     assert sites is not None and len(sites) == 1
-    assert _introspect.tests_result_for_none_at(code, sites[0]) is True
+    assert _introspect.result_tested_for_none_at(code, sites[0]) is True
 
 
 @pytest.mark.parametrize(
@@ -194,7 +194,7 @@ def test_a_call_with_arguments_is_found() -> None:
     ids=["mixed", "kept", "stored", "branch-in-arguments"],
 )
 def test_other_uses_of_the_name_are_not_rewritten(body: str) -> None:
-    assert _redirected(body, _introspect.tests_result_for_none_at) is False
+    assert _redirected(body, _introspect.result_tested_for_none_at) is False
 
 
 def test_nested_functions_are_rewritten_each_on_its_own() -> None:
@@ -204,7 +204,7 @@ def test_nested_functions_are_rewritten_each_on_its_own() -> None:
         "return inner, other"
     )
     code = _scenario_code(body)
-    new = _introspect.redirect_calls(code, "call", "legacy_call", _introspect.tests_result_for_none_at)
+    new = _introspect.redirect_calls(code, "call", "legacy_call", _introspect.result_tested_for_none_at)
     nested = {k.co_name: k for k in new.co_consts if isinstance(k, types.CodeType)}
     assert "legacy_call" in nested["inner"].co_names and "call" in nested["other"].co_names
     assert new.co_names == code.co_names  # the outer function does not call it
@@ -223,7 +223,7 @@ def test_the_rewritten_function_runs_and_keeps_its_lines() -> None:
     exec(compile(source, "<s>", "exec"), namespace)
     function = namespace["scenario"]
     assert function(Cache()) == -1
-    when = _introspect.tests_result_for_none_at
+    when = _introspect.result_tested_for_none_at
     function.__code__ = _introspect.redirect_calls(function.__code__, "call", "legacy_call", when)
     assert function(Cache()) == "none"
     assert function.__code__.co_firstlineno == 1 and function.__code__.co_filename == "<s>"
@@ -234,7 +234,7 @@ def test_one_legacy_use_is_enough_with_sites_any() -> None:
     # only when that one found a maximum. Both calls must get the old contract.
     body = "m = torch.tensor(c.call()) if c.call() is not None else None"
     code = _scenario_code("torch = None\n" + body)
-    when = _introspect.tests_result_for_none_at
+    when = _introspect.result_tested_for_none_at
     assert _introspect.redirect_calls(code, "call", "legacy_call", when) is code
     new = _introspect.redirect_calls(code, "call", "legacy_call", when, sites="any")
     assert "legacy_call" in new.co_names and "call" not in new.co_names

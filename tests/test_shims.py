@@ -212,7 +212,7 @@ def test_missing_bundled_patches_are_a_hotfix_error(tmp_path: Any, monkeypatch: 
 def test_redirect_legacy_calls_changes_the_class_functions_and_reverts() -> None:
     import functools
 
-    from hotfix.authoring import redirect_legacy_calls, tests_result_for_none_at
+    from hotfix.authoring import redirect_legacy_calls, result_tested_for_none_at
 
     class Cache:
         def size(self) -> int:
@@ -243,7 +243,7 @@ def test_redirect_legacy_calls_changes_the_class_functions_and_reverts() -> None
     before = (legacy.method(legacy.c), legacy.static(legacy.c), legacy.prop, legacy.decorated(legacy.c))
     assert before == (False, False, False, False)
     shims = Shims("t")
-    assert redirect_legacy_calls(shims, type(legacy), "size", "legacy_size", when=tests_result_for_none_at) == 4
+    assert redirect_legacy_calls(shims, type(legacy), "size", "legacy_size", when=result_tested_for_none_at) == 4
     assert (legacy.method(legacy.c), legacy.static(legacy.c), legacy.prop, legacy.decorated(legacy.c)) == (True,) * 4
     assert legacy.modern(legacy.c) is True  # compares with a number: unchanged
     assert shims.revert() == []
