@@ -38,7 +38,18 @@ if TYPE_CHECKING:
 
     from ._importer import Finder
 
-__all__ = ["DEPENDENCIES", "LOCK", "START_UP", "cancel", "enable", "pending", "propagate", "resolve", "restore_environ"]
+__all__ = [
+    "DEPENDENCIES",
+    "LOCK",
+    "START_UP",
+    "cancel",
+    "enable",
+    "modules_snapshot",
+    "pending",
+    "propagate",
+    "resolve",
+    "restore_environ",
+]
 
 LOCK = _thread.RLock()
 """Serialises every change to hotfix's state (the runtime's lock is this one)."""
@@ -197,10 +208,25 @@ def enable(patches: Sequence[str] | None, strict: bool | None, propagate_: bool,
     RUNTIME.enable(patches=patches, strict=strict, propagate=propagate_, legacy=legacy)
 
 
+def modules_snapshot() -> list[tuple[str, object]]:
+    """``sys.modules``' items, taken whole while other threads import.
+
+    ``list(sys.modules.items())`` can fail with "dictionary changed size
+    during iteration": building the list may run a garbage collection, and
+    with it another thread's import. A copy is retried until it is whole.
+    """
+    while True:
+        try:
+            return list(sys.modules.copy().items())
+        except RuntimeError:  # changed size while being copied
+            continue
+
+
 def _deferrable() -> bool:
     if _STATE:
         return True
-    if "hotfix._runtime" in sys.modules or _env.strict() or not _index.TOP_LEVEL.isdisjoint(sys.modules):
+    # Membership tests only: iterating sys.modules races with other threads' imports.
+    if "hotfix._runtime" in sys.modules or _env.strict() or any(name in sys.modules for name in _index.TOP_LEVEL):
         return False
     forkserver = sys.modules.get("multiprocessing.forkserver")
     # A running forkserver gets a warning from the runtime's enable() (its workers keep its environment).

@@ -145,7 +145,7 @@ class Runtime:
         emit_all(events)
         # Outside the lock (each application takes it), in import order so that parents come first.
         try:
-            for name, module in list(sys.modules.items()):
+            for name, module in _boot.modules_snapshot():
                 if isinstance(module, types.ModuleType) and finder.watches(name):
                     finished = _finished(name, module)
                     if finished is not None:

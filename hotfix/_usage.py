@@ -36,9 +36,10 @@ def clear() -> None:
 
 def scan_values(patch_id: str, changes: list[Any]) -> str | None:
     """For a patch's non-callable changes: a legacy module holding one, or a provided module imported."""
+    from ._boot import modules_snapshot
     from ._scope import is_legacy
 
-    legacy = [m for name, m in list(sys.modules.items()) if isinstance(m, types.ModuleType) and is_legacy(name)]
+    legacy = [m for name, m in modules_snapshot() if isinstance(m, types.ModuleType) and is_legacy(name)]
     for change in changes:
         if not change.attribute:  # a provided module
             name = str(change.owner).removeprefix("module ")

@@ -58,7 +58,7 @@ from typing import Any, Final
 
 import pytest
 
-from . import _usage, _versions
+from . import _boot, _usage, _versions
 from ._errors import ConfigurationError
 from ._importer import Finder
 from ._runtime import RUNTIME
@@ -160,7 +160,7 @@ def installed_as(distribution: str, version: str) -> Iterator[None]:
 
 
 def _forget(prefixes: Sequence[str]) -> None:
-    for name in list(sys.modules):
+    for name, _ in _boot.modules_snapshot():
         if any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes):
             del sys.modules[name]
     importlib.invalidate_caches()

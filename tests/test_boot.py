@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,23 @@ def test_an_installed_patch_pack_makes_enable_load_at_once(tmp_path: Path) -> No
     assert _run(code, PYTHONPATH=str(tmp_path))["runtime"]
     (info / "entry_points.txt").write_text("[console_scripts]\nsome = some_pack_module:main\n", encoding="utf-8")
     assert not _run(code, PYTHONPATH=str(tmp_path))["runtime"]
+
+
+def test_the_modules_snapshot_is_retried_when_another_import_changes_sys_modules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hotfix import _boot
+
+    class Changing(dict[str, object]):
+        failures = 1
+
+        def copy(self) -> dict[str, object]:
+            if Changing.failures:
+                Changing.failures -= 1
+                raise RuntimeError("dictionary changed size during iteration")
+            return dict(self)
+
+    fake = types.SimpleNamespace(modules=Changing(a=1, b=2))
+    monkeypatch.setattr(_boot, "sys", fake)
+    assert _boot.modules_snapshot() == [("a", 1), ("b", 2)]
+    assert Changing.failures == 0
