@@ -37,12 +37,13 @@ __all__ = [
     "called_from_legacy",
     "called_into_from_legacy",
     "caller_frame",
+    "call_sites",
     "clear_caches",
     "following",
-    "result_tested_for_none",
     "redirect_calls",
-    "result_unpacked",
+    "result_tested_for_none",
     "result_tested_for_none_at",
+    "result_unpacked",
     "result_unpacked_at",
 ]
 

@@ -85,11 +85,11 @@ __all__ = [
     "on_legacy_subclass",
     "redirect_legacy_calls",
     "result_tested_for_none",
+    "result_tested_for_none_at",
     "result_unpacked",
+    "result_unpacked_at",
     "revert_incomplete",
     "takes",
-    "result_tested_for_none_at",
-    "result_unpacked_at",
     "wrap_outermost_init",
 ]
 

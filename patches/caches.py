@@ -24,10 +24,9 @@ subclass of remote code or of a module declared legacy) is defined, each of
 its functions that compare a ``get_max_length()`` result with ``None``
 (read from its bytecode, once) calls the 4.x contract instead, at every
 call of the method in that function (InternLM2.5 tests one call and uses
-another),
-under the name ``_hotfix_get_max_length``. Nothing asks at run time, so the
-decoding step compiles like the hand-fixed copy. Remote code already fixed
-for 5.23 (``if max_length < 0``) keeps ``-1``.
+another), under the name ``_hotfix_get_max_length``. Nothing asks at run
+time, so the decoding step compiles like the hand-fixed copy. Remote code
+already fixed for 5.23 (``if max_length < 0``) keeps ``-1``.
 """
 
 from __future__ import annotations

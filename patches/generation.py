@@ -18,10 +18,9 @@ back. transformers changed that method three times:
 The shim restores the method with the 4.42 contract, ``(name, cache)``, which
 transformers' own 4.42-4.48 code unpacks too, accepting the old keyword.
 ChatGLM-era code gets the bare cache: when a model class that is not
-transformers' own is defined,
-each of its functions whose calls of the method are none unpacked into two
-names (read from its bytecode, once) calls ``_hotfix_extract_past`` instead,
-which returns the cache alone. Nothing inspects frames while the model
+transformers' own is defined, each of its functions whose calls of the
+method are none unpacked into two names (read from its bytecode, once)
+calls ``_hotfix_extract_past`` instead, which returns the cache alone. Nothing inspects frames while the model
 generates.
 
 **G6: ``generate()`` always passes a ``DynamicCache`` (4.54; tuples rejected in 5.0).**
