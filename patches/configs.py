@@ -52,6 +52,19 @@ For configuration classes defined outside transformers (and not themselves
 declared ``@strict``), the shim turns the field validators off, so values
 are stored as given, as in 4.x. transformers' own classes, and the class
 validators (``validate()``), are unchanged.
+
+**M35: a model type that legacy code registers is now transformers' own (4.40).**
+Remote code that registers its configuration class under its model type
+(OLMo's ``hf_olmo``: ``AutoConfig.register("olmo", OLMoConfig)``) fails at
+import once transformers ships a model of that name::
+
+    ValueError: 'olmo' is already used by a Transformers config, pick another name.
+
+For a registration made by legacy code under a name that transformers itself
+maps, the shim leaves transformers' mapping in place and returns, as the
+registration did before the name was taken. The remote classes still load
+through ``auto_map`` with ``trust_remote_code=True``, as they always did;
+transformers' own model of that name keeps its config class.
 """
 
 from __future__ import annotations
@@ -59,7 +72,14 @@ from __future__ import annotations
 import types
 from typing import Any
 
-from hotfix.authoring import Finding, Shims, called_from_legacy, is_legacy, on_legacy_subclass
+from hotfix.authoring import (
+    Finding,
+    Shims,
+    called_from_legacy,
+    called_into_from_legacy,
+    is_legacy,
+    on_legacy_subclass,
+)
 
 # PretrainedConfig._get_global_generation_defaults() of transformers 4.57.
 GENERATION_DEFAULTS: dict[str, Any] = {
@@ -231,3 +251,32 @@ def _unvalidated(cls: type, shims: Shims) -> None:
 
 def apply_field_types(module: types.ModuleType, shims: Shims) -> None:
     on_legacy_subclass(shims, _config_class(module), _unvalidated)
+
+
+# -- M35: legacy code registers a model type transformers now ships (4.40) -----------
+
+# Model types that published remote code registers with AutoConfig.register and that a later transformers
+# release took for a model of its own (the release in the comment).
+REGISTERED_BY_LEGACY_CODE = ("olmo",)  # 4.40: allenai's hf_olmo (OLMo-1B/7B before the -hf repositories)
+
+
+def probe_taken_model_types(module: types.ModuleType) -> Finding:
+    own = getattr(module, "CONFIG_MAPPING_NAMES", {})
+    taken = [name for name in REGISTERED_BY_LEGACY_CODE if name in own]
+    if taken:
+        return True, f"transformers maps {', '.join(taken)} itself: legacy code registering it fails"
+    return False, "no model type that legacy code registers is taken by transformers"
+
+
+def apply_taken_model_types(module: types.ModuleType, shims: Shims) -> None:
+    own = module.CONFIG_MAPPING_NAMES
+
+    def register(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        key = args[0] if args else kwargs.get("key")
+        exist_ok = args[2] if len(args) > 2 else kwargs.get("exist_ok", False)
+        if key in own and not exist_ok and called_into_from_legacy("transformers"):
+            shims.mark_used(f"AutoConfig.register({key!r}) by legacy code: transformers keeps its own {key!r}")
+            return None
+        return wrapped(*args, **kwargs)
+
+    shims.wrap(type(module.CONFIG_MAPPING), "register", register)

@@ -35,6 +35,19 @@ classes: one that does not declare ``_supports_cache_class = True`` is treated
 like the models that build their cache in ``prepare_inputs_for_generation``
 (transformers' own escape for Mamba-like models), so ``generate`` leaves the
 cache to the model, as 4.x did.
+
+**G15: generate() hands prepare_inputs_for_generation keywords 4.38 did not (4.39).**
+From 4.39 ``generate`` keeps ``cache_position`` among the model keywords it passes
+on each step, from 5.0 it passes ``is_first_iteration`` and from 5.23
+``next_sequence_length``. A legacy override
+that forwards every keyword it gets into the model (OLMo's ``hf_olmo``:
+``model_inputs.update(kwargs)``) then calls a ``forward`` that takes neither::
+
+    TypeError: OLMoForCausalLM.forward() got an unexpected keyword argument 'cache_position'
+
+For legacy classes that override ``prepare_inputs_for_generation``, the shim
+removes from its result those of these keywords that the class's ``forward``
+does not take (nor ``**kwargs``). A forward that takes them gets them.
 """
 
 from __future__ import annotations
@@ -321,3 +334,62 @@ def apply_cache_keyword(module: types.ModuleType, shims: Shims) -> None:
         return prepare_inputs_for_generation
 
     shims.replace(GenerationMixin, "prepare_inputs_for_generation", make)
+
+
+# -- G15: generate() passes cache_position, is_first_iteration, next_sequence_length (4.39+) --
+
+GENERATE_KEYWORDS = ("cache_position", "next_sequence_length", "is_first_iteration")
+
+
+def probe_generate_keywords(module: types.ModuleType) -> Finding:
+    from transformers.generation.utils import GenerationMixin as mixin
+
+    passed = []
+    update = getattr(mixin._update_model_kwargs_for_generation, "__code__", None)
+    if update is not None and "cache_position" in update.co_consts:
+        passed.append("cache_position")
+    passed += [key for key in GENERATE_KEYWORDS[1:] if takes(mixin.prepare_inputs_for_generation, key)]
+    if passed:
+        return True, f"generate() passes {', '.join(passed)} to prepare_inputs_for_generation"
+    return False, "generate() passes prepare_inputs_for_generation the keywords 4.38 did"
+
+
+_NOT_TAKEN: weakref.WeakKeyDictionary[type, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def _not_taken(cls: type) -> tuple[str, ...]:
+    """The generate() keywords the class's forward takes neither by name nor through ``**kwargs`` (once per class)."""
+    answer = _NOT_TAKEN.get(cls)
+    if answer is None:
+        forward = getattr(cls, "forward", None)
+        answer = _NOT_TAKEN[cls] = tuple(
+            key
+            for key in GENERATE_KEYWORDS
+            if forward is not None and not takes(forward, key, var_keyword=True, unreadable=True)
+        )
+    return answer
+
+
+def _drop_generate_keywords(cls: type, shims: Shims) -> None:
+    prepare = vars(cls).get("prepare_inputs_for_generation")
+    if not isinstance(prepare, types.FunctionType) or not is_legacy(cls.__module__):
+        return
+
+    def make(function: Any) -> Any:
+        def prepare_inputs_for_generation(self: Any, *args: Any, **kwargs: Any) -> Any:
+            inputs = function(self, *args, **kwargs)
+            if isinstance(inputs, dict):
+                for key in _not_taken(type(self)):
+                    if key in inputs:
+                        if not shims.marked:
+                            shims.mark_used(f"{type(self).__name__}.forward does not get generate()'s {key}")
+                        del inputs[key]
+            return inputs
+
+        return prepare_inputs_for_generation
+
+    shims.replace(cls, "prepare_inputs_for_generation", make)
+
+
+def apply_generate_keywords(module: types.ModuleType, shims: Shims) -> None:
+    on_legacy_subclass(shims, module.PreTrainedModel, _drop_generate_keywords)

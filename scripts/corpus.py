@@ -3,13 +3,15 @@
     python scripts/corpus.py run CORPUS ENV [ENV ...]   writes CORPUS-results/<env>.json
     python scripts/corpus.py table CORPUS REF ENV ...   prints the docs/compatibility.md table
     python scripts/corpus.py scan CORPUS ENV [ENV ...]  checks hotfix scan against real imports and the run
+    python scripts/corpus.py assemble MANIFEST MIRRORS CORPUS   builds CORPUS from git mirrors
 
 CORPUS is a folder of model folders (config.json, the model's .py files,
 tokenizer files; no weights), one per family, each with a SOURCE.json that
 says where its files come from ({"family", "repo", "commit", "url"}). The
 corpus itself is third-party code: keep it outside the repository. ENV is a
 virtual environment folder (.venv, .venv-tf4.40, ...); each family runs in it
-with hotfix and without. ``table`` compares every environment's tokens and
+with hotfix and without. ``assemble`` makes CORPUS from the families listed in
+MANIFEST (scripts/corpus/families.toml says how). ``table`` compares every environment's tokens and
 logits with those of the reference environments REF (comma-separated: the old
 stacks the files were written for; per family the first one where every stage
 passes without hotfix is its reference).
@@ -230,6 +232,95 @@ def verify_scan(corpus: Path, envs: list[str]) -> list[str]:
     return lines
 
 
+CODE_SUFFIXES = (".py", ".json", ".model", ".tiktoken", ".txt", ".vocab")
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+SPM_WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "hello", "world", "model", "code", "token",
+             "python", "import", "value", "def", "return", "class", "你好", "世界", "模型", "代码"]  # fmt: skip
+SPM_SYMBOLS = ["<n>", "<|tab|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<ENC>", "<dBLOCK>",
+               "<unused_0>", "<|im_start|>", "<|im_end|>"]  # fmt: skip
+
+
+def _git_dir(mirrors: Path, repo: str) -> Path:
+    folder = mirrors / repo.replace("/", "+") / "repo"
+    return folder / ".git" if (folder / ".git").is_dir() else folder
+
+
+def _git(git_dir: Path, *args: str) -> bytes:
+    return subprocess.run(["git", "--git-dir", str(git_dir), *args], capture_output=True, check=True).stdout
+
+
+def small_sentencepiece(target: Path) -> None:
+    """A small SentencePiece model (byte fallback, the special pieces legacy tokenizers look up) at *target*."""
+    import random
+
+    import sentencepiece
+
+    generator = random.Random(0)
+    lines = [" ".join(generator.choice(SPM_WORDS) for _ in range(12)) for _ in range(800)]
+    prefix = target.with_suffix("")
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_prefix=str(prefix), vocab_size=400, model_type="bpe",
+        character_coverage=1.0, byte_fallback=True, user_defined_symbols=SPM_SYMBOLS,
+        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2,
+    )  # fmt: skip
+    prefix.with_suffix(".vocab").unlink()
+    if prefix.with_suffix(".model") != target:
+        prefix.with_suffix(".model").rename(target)
+
+
+def assemble(manifest: Path, mirrors: Path, corpus: Path) -> list[str]:
+    """One model folder per family of *manifest* in *corpus*, from the git mirrors in *mirrors*; what was done."""
+    import tomllib
+
+    entries = tomllib.loads(manifest.read_text(encoding="utf-8")).get("family", [])
+    corpus.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for entry in entries:
+        name, repo, commit, path = entry["name"], entry["repo"], entry["commit"], entry.get("path", "")
+        git_dir = _git_dir(mirrors, repo)
+        if not git_dir.is_dir():
+            lines.append(f"{name}: no mirror of {repo} in {mirrors} (fetch github:{repo})")
+            continue
+        target = corpus / name
+        target.mkdir(exist_ok=True)
+        listing = _git(git_dir, "ls-tree", "-z", f"{commit}:{path}" if path else commit).decode().split("\0")
+        taken, replaced, left_out = [], [], []
+        for row in filter(None, listing):
+            meta, file_name = row.split("\t", 1)
+            kind, blob = meta.split()[1], meta.split()[2]
+            if kind != "blob" or not file_name.endswith(CODE_SUFFIXES):
+                continue
+            try:
+                content = _git(git_dir, "cat-file", "blob", blob)
+            except subprocess.CalledProcessError:
+                left_out.append(f"{file_name} (not in the mirror)")
+                continue
+            if content.startswith(LFS_POINTER):
+                if file_name.endswith(".model"):
+                    small_sentencepiece(target / file_name)
+                    replaced.append(file_name)
+                else:
+                    left_out.append(f"{file_name} (a Git LFS pointer)")
+                continue
+            (target / file_name).write_bytes(content)
+            taken.append(file_name)
+        for file_name in entry.get("sentencepiece", []):
+            if not (target / file_name).exists():
+                small_sentencepiece(target / file_name)
+                replaced.append(file_name)
+        if "config" in entry:
+            (target / "config.json").write_bytes((manifest.parent / entry["config"]).read_bytes())
+        url = f"https://github.com/{repo}/tree/{commit}" + (f"/{path}" if path else "")
+        source = {"family": name, "repo": repo, "commit": commit, "url": url, "path": path, "files": taken,
+                  "replaced by a small SentencePiece model": replaced, "left out": left_out,
+                  "config written for the corpus": "config" in entry}  # fmt: skip
+        (target / "SOURCE.json").write_text(json.dumps(source, indent=1, ensure_ascii=False), encoding="utf-8")
+        extra = f"; replaced {', '.join(replaced)}" if replaced else ""
+        extra += f"; left out {', '.join(left_out)}" if left_out else ""
+        lines.append(f"{name}: {len(taken)} files{extra}")
+    return lines
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -245,7 +336,14 @@ def main(argv: list[str]) -> int:
     scanning = commands.add_parser("scan")
     scanning.add_argument("corpus", type=Path)
     scanning.add_argument("envs", nargs="+")
+    assembling = commands.add_parser("assemble")
+    assembling.add_argument("manifest", type=Path)
+    assembling.add_argument("mirrors", type=Path)
+    assembling.add_argument("corpus", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "assemble":
+        print("\n".join(assemble(args.manifest, args.mirrors, args.corpus)))
+        return 0
     if args.command == "scan":
         report = verify_scan(args.corpus, args.envs)
         print("\n".join(report))

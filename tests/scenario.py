@@ -96,6 +96,7 @@ IMPORTS = {
     "result = (_make_causal_mask(torch.Size([1, 3]), torch.float32, torch.device('cpu'), 1) == 0).int().tolist()",
     "m28": "from scenario import legacy_config_base_reads\nresult = legacy_config_base_reads()",
     "m34": "from scenario import legacy_config_field_types\nresult = legacy_config_field_types()",
+    "m35": "from scenario import legacy_registered_model_type\nresult = legacy_registered_model_type()",
     "t10": "from scenario import mpt_folder_tokenizer\nresult = mpt_folder_tokenizer()",
     "t11": "from scenario import legacy_named_tokens\nresult = legacy_named_tokens()",
     "m30": "from transformers.pytorch_utils import find_pruneable_heads_and_indices as find\n"
@@ -376,6 +377,104 @@ def legacy_config_field_types() -> list[Any]:
         config.save_pretrained(directory)
         again = config_class.from_pretrained(directory)
     return [config.n_inner, again.n_inner, type(again.n_inner).__name__, again.rotary_emb_fraction]
+
+
+LEGACY_OLMO_STYLE_CONFIG = """
+    from transformers import AutoConfig, PretrainedConfig
+
+    class HfOlmoStyleConfig(PretrainedConfig):
+        model_type = "olmo"
+
+        def __init__(self, d_model=8, n_layers=1, **kwargs):
+            self.d_model = d_model
+            self.n_layers = n_layers
+            super().__init__(**kwargs)
+
+    # Registered when the module is imported, as allenai's hf_olmo did; transformers took "olmo" in 4.40.
+    AutoConfig.register("olmo", HfOlmoStyleConfig)
+"""
+
+
+def legacy_registered_model_type() -> list[Any]:
+    """Remote code that registers its config under a model type transformers now ships (hf_olmo)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING, CONFIG_MAPPING_NAMES
+
+    namespace = legacy_module("legacy_olmo_style", LEGACY_OLMO_STYLE_CONFIG)
+    config = namespace["HfOlmoStyleConfig"](d_model=16)
+    registered = CONFIG_MAPPING["olmo"] is namespace["HfOlmoStyleConfig"]
+    # Where transformers has its own olmo it keeps it; before 4.40 the legacy class is registered.
+    return [config.d_model, registered == ("olmo" not in CONFIG_MAPPING_NAMES)]
+
+
+LEGACY_FORWARDING_MODEL = """
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig, PreTrainedModel
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    class PassConfig(PretrainedConfig):
+        model_type = "legacy_pass_lm"
+
+        def __init__(self, vocab_size=32, hidden_size=8, use_cache=True, **kwargs):
+            self.vocab_size = vocab_size
+            self.hidden_size = hidden_size
+            super().__init__(use_cache=use_cache, **kwargs)
+
+    class PassLMHeadModel(PreTrainedModel):
+        config_class = PassConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.embed = nn.Embedding(config.vocab_size, config.hidden_size)
+            self.mix = nn.Linear(config.hidden_size, config.hidden_size)
+            self.head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+
+        def forward(self, input_ids=None, attention_mask=None, past_key_values=None, use_cache=None,
+                    output_attentions=None, output_hidden_states=None, return_dict=None):
+            hidden = self.embed(input_ids)
+            seen = hidden[:, :0] if past_key_values is None else past_key_values[0][0][:, 0]
+            every = torch.cat([seen, hidden], dim=1)
+            steps = torch.arange(1, every.shape[1] + 1, dtype=every.dtype)[None, :, None]
+            running = (every.cumsum(1) / steps)[:, -hidden.shape[1]:]
+            logits = self.head(torch.tanh(self.mix(running)))
+            past = ((every[:, None], every[:, None]),) if use_cache else None
+            return CausalLMOutputWithPast(logits=logits, past_key_values=past)
+
+        def can_generate(self):
+            return True
+
+        def prepare_inputs_for_generation(self, input_ids, past_key_values=None, **kwargs):
+            # hf_olmo's shape: every keyword generate() gives goes on to forward.
+            if past_key_values:
+                input_ids = input_ids[:, -1:]
+            model_inputs = {"input_ids": input_ids, "past_key_values": past_key_values}
+            model_inputs.update(kwargs)
+            model_inputs["use_cache"] = kwargs.pop("use_cache", self.config.use_cache)
+            return model_inputs
+"""
+
+
+def run_forwarded_keywords(workdir: Path) -> list[Any]:
+    """generate() on a legacy model whose prepare_inputs_for_generation forwards every keyword (hf_olmo).
+
+    Not an import scenario: without G15 alone (the other generate patches on), it must fail as hf_olmo did."""
+    import torch
+
+    namespace = legacy_module("legacy_pass_lm", LEGACY_FORWARDING_MODEL)
+    model = namespace["PassLMHeadModel"](namespace["PassConfig"](bos_token_id=1, eos_token_id=31)).eval()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator))
+    prompt = torch.tensor([[1, 5, 7, 9]])
+    greedy = prompt
+    with torch.no_grad():
+        for _ in range(5):  # the model's own greedy decoding, without generate()
+            next_token = model(greedy, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)
+            greedy = torch.cat([greedy, next_token], dim=-1)
+    cached = model.generate(prompt, max_new_tokens=5, do_sample=False, use_cache=True, pad_token_id=0)
+    uncached = model.generate(prompt, max_new_tokens=5, do_sample=False, use_cache=False, pad_token_id=0)
+    return [cached.tolist() == greedy.tolist(), uncached.tolist() == greedy.tolist(), greedy.shape[1]]
 
 
 def mpt_folder_tokenizer() -> list[int]:
@@ -1081,7 +1180,7 @@ SCENARIOS = {
     "legacy_lm": run_legacy_lm, "legacy_tok": run_legacy_tok, "direct": run_direct, "fixed_lm": run_fixed_lm,
     "revert": run_revert, "modern": run_modern, "follow": run_follow, "attn_mask_equal": run_attn_mask_equal,
     "legacy_spm_fast": run_legacy_spm_fast,
-    "vendored": run_vendored, "big_loads": run_big_loads,
+    "vendored": run_vendored, "big_loads": run_big_loads, "g15": run_forwarded_keywords,
 }  # fmt: skip
 
 
