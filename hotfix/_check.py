@@ -394,7 +394,9 @@ def _worker(argv: Sequence[str]) -> int:
         states = hotfix.status().patches
         report["patches"] = sorted(p.id for p in states if p.state == "applied")
         report["used"] = {p.id: p.used_by for p in sorted(states, key=lambda p: p.id) if p.used}
-    print(json.dumps(report))
+    # On a line of its own: the model's code (or transformers asking "Do you wish to run the custom code? [y/N]")
+    # may have left a line unterminated.
+    print("\n" + json.dumps(report))
     return 0
 
 
@@ -438,7 +440,7 @@ def check(
     # The model's own code may print to stdout too: the report is the last line that is a JSON object.
     for line in reversed(completed.stdout.strip().splitlines() if completed.returncode == 0 else []):
         try:
-            report = json.loads(line)
+            report = json.loads(line[line.find("{") :])
         except ValueError:
             continue
         if isinstance(report, dict) and "stages" in report:

@@ -121,6 +121,22 @@ def test_a_failing_stage_names_the_line_of_the_models_file(tmp_path: Path) -> No
 
 
 @pytest.mark.transformers
+def test_output_of_the_models_code_without_a_newline_does_not_hide_the_report(tmp_path: Path) -> None:
+    # transformers' "Do you wish to run the custom code? [y/N] " prompt ends without a newline (MiniCPM-V's processor
+    # asked it when vendored): the report printed after it was lost and the check said "crashed".
+    pytest.importorskip("transformers")
+    from legacy_models import write_package
+
+    folder = write_package("legacy_lm", tmp_path / "legacy_lm")
+    modeling = folder / "modeling_legacy_lm.py"
+    modeling.write_text("import sys\nsys.stdout.write('Do you wish to run the custom code? [y/N] ')\n"
+                        + modeling.read_text(encoding="utf-8"), encoding="utf-8")  # fmt: skip
+    _code, report = _check(str(folder))
+    assert "crashed" not in report, report
+    assert {s["stage"] for s in report["stages"]} >= {"construct", "forward"}
+
+
+@pytest.mark.transformers
 def test_vendored_mode_imports_the_files_as_a_plain_package_declared_legacy(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     from legacy_models import write_package
