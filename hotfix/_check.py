@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._env import legacy_modules
 from ._errors import HotfixError
 
 __all__ = ["CheckError", "check", "format_report", "shrink_config"]
@@ -362,18 +363,22 @@ def _worker(argv: Sequence[str]) -> int:
     parser.add_argument("--after", action="store_true", help="enable hotfix after importing transformers")
     parser.add_argument("--vendored", action="store_true", help="import the files as a plain package")
     args = parser.parse_args(argv)
+    declared = list(dict.fromkeys([VENDORED_PACKAGE, *legacy_modules()]))
     if args.hotfix:
         import hotfix
 
         if args.after:
             # the point: transformers and its model classes are imported before hotfix is enabled
             from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
-        hotfix.enable(legacy=[VENDORED_PACKAGE] if args.vendored else None)
+        # Vendored: the copied package is declared legacy, beside what the user declared (HOTFIX_LEGACY), which an
+        # explicit legacy= would otherwise replace (a vendored copy may import other packages of the same code).
+        hotfix.enable(legacy=declared if args.vendored else None)
     report: dict[str, Any] = {"folder": str(args.folder), "hotfix": args.hotfix, "stages": []}
     if args.hotfix:
         report["enabled"] = "after import" if args.after else "before import"
     if args.vendored:
         report["vendored"] = VENDORED_PACKAGE
+        report["legacy"] = declared
     with tempfile.TemporaryDirectory(prefix="hotfix-check-") as tmp:
         work = Path(tmp)
         try:

@@ -47,11 +47,11 @@ def test_an_fp8_quantization_config_is_dropped_with_a_note() -> None:
     ]
 
 
-def _check(*args: str) -> tuple[int, Any]:
+def _check(*args: str, env: dict[str, str] | None = None) -> tuple[int, Any]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTFIX_")}
     completed = subprocess.run(
         [sys.executable, "-m", "hotfix", "check", "--json", *args],
-        capture_output=True, text=True, env={**environment, "HF_HUB_OFFLINE": "1"}, timeout=600,
+        capture_output=True, text=True, env={**environment, "HF_HUB_OFFLINE": "1", **(env or {})}, timeout=600,
     )  # fmt: skip
     assert completed.stdout, completed.stderr[-2000:]
     return completed.returncode, json.loads(completed.stdout)
@@ -134,6 +134,42 @@ def test_output_of_the_models_code_without_a_newline_does_not_hide_the_report(tm
     _code, report = _check(str(folder))
     assert "crashed" not in report, report
     assert {s["stage"] for s in report["stages"]} >= {"construct", "forward"}
+
+
+OLMO_STYLE_HELPER = """
+from transformers import AutoConfig, PretrainedConfig
+
+
+class HelperConfig(PretrainedConfig):
+    model_type = "olmo"
+
+
+AutoConfig.register("olmo", HelperConfig)
+"""
+
+
+@pytest.mark.transformers
+def test_vendored_mode_also_declares_the_modules_hotfix_legacy_names(tmp_path: Path) -> None:
+    # OLMo's files import the installed hf_olmo package besides themselves; that copy registers "olmo" too (M35).
+    pytest.importorskip("transformers")
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    if "olmo" not in CONFIG_MAPPING_NAMES:
+        pytest.skip("transformers has no olmo of its own here: registering one does not fail")
+    from legacy_models import write_package
+
+    folder = write_package("legacy_lm", tmp_path / "legacy_lm", weights=False)
+    helper = tmp_path / "site" / "olmo_style_helper"
+    helper.mkdir(parents=True)
+    (helper / "__init__.py").write_text(OLMO_STYLE_HELPER, encoding="utf-8")
+    modeling = folder / "modeling_legacy_lm.py"
+    modeling.write_text("import olmo_style_helper  # noqa: F401\n" + modeling.read_text("utf-8"), encoding="utf-8")
+    path = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
+    _code, report = _check(str(folder), "--vendored", env=path)
+    assert "already used by a Transformers config" in report["stages"][0]["error"], report["stages"]
+    code, report = _check(str(folder), "--vendored", env={**path, "HOTFIX_LEGACY": "olmo_style_helper"})
+    assert report["legacy"] == ["hotfix_check_vendored", "olmo_style_helper"]
+    assert code == 0 and all(s["ok"] for s in report["stages"]), report["stages"]
 
 
 @pytest.mark.transformers
