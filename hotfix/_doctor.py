@@ -20,7 +20,7 @@ DISTRIBUTIONS = (
 # (the latest stack, constraints/latest.txt; a test keeps the two equal). A newer
 # release may bring breaks that no patch covers yet.
 NEWEST_TESTED = {
-    "torch": "2.13.0", "transformers": "5.24.0", "tokenizers": "0.23.3", "accelerate": "1.15.0",
+    "torch": "2.13.0", "transformers": "5.25.0", "tokenizers": "0.23.3", "accelerate": "1.16.0",
     "peft": "0.21.2", "huggingface_hub": "2.4.0", "safetensors": "0.8.0",
 }  # fmt: skip
 

@@ -65,6 +65,21 @@ maps, the shim leaves transformers' mapping in place and returns, as the
 registration did before the name was taken. The remote classes still load
 through ``auto_map`` with ``trust_remote_code=True``, as they always did;
 transformers' own model of that name keeps its config class.
+
+**M36: Phi-3's 2024 RoPE type ``"su"`` fails transformers' own Phi3Config (5.0-5.24).**
+The Phi-3 128k configs of 2024 (Phi-3-mini/small/medium-128k before their
+``config.json`` said ``"longrope"``) name their RoPE scaling ``"type": "su"``
+beside a top-level ``original_max_position_embeddings``. transformers 5.0-5.24
+standardises the RoPE parameters before it renames ``su`` to ``longrope``, so
+the pretraining length is never copied into them, and loading such a folder
+without remote code fails (``AutoConfig``, ``AutoModelForCausalLM``, and
+``AutoTokenizer``, which loads the folder's config for itself)::
+
+    KeyError: "Missing required keys in `rope_parameters` for 'rope_type'='longrope':
+    {'original_max_position_embeddings'}"
+
+The shim renames ``su`` to ``longrope`` before the standardisation, as 5.25
+does; configs of any other type are untouched.
 """
 
 from __future__ import annotations
@@ -280,3 +295,44 @@ def apply_taken_model_types(module: types.ModuleType, shims: Shims) -> None:
         return wrapped(*args, **kwargs)
 
     shims.wrap(type(module.CONFIG_MAPPING), "register", register)
+
+
+# -- M36: Phi-3's 2024 RoPE type "su" (5.0-5.24) -------------------------------------
+
+_SU = "su"
+_SU_PROBE = {
+    "hidden_size": 16, "num_attention_heads": 2, "num_hidden_layers": 1, "max_position_embeddings": 64,
+    "original_max_position_embeddings": 32, "rope_scaling": {"type": _SU, "short_factor": [1.0] * 4,
+                                                             "long_factor": [1.0] * 4},
+}  # fmt: skip
+
+
+def _names_su(parameters: Any) -> bool:
+    return isinstance(parameters, dict) and _SU in (parameters.get("type"), parameters.get("rope_type"))
+
+
+def _as_longrope(parameters: dict[str, Any]) -> dict[str, Any]:
+    return {k: "longrope" if k in ("type", "rope_type") and v == _SU else v for k, v in parameters.items()}
+
+
+def probe_su_rope_type(module: types.ModuleType) -> Finding:
+    try:
+        module.Phi3Config(**_SU_PROBE)
+    except KeyError as error:
+        return True, f"Phi3Config rejects the 2024 RoPE type 'su': {error}"
+    return False, "Phi3Config accepts the RoPE type 'su'"
+
+
+def apply_su_rope_type(module: types.ModuleType, shims: Shims) -> None:
+    def convert(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _names_su(kwargs.get("rope_scaling")):
+            kwargs = {**kwargs, "rope_scaling": _as_longrope(kwargs["rope_scaling"])}
+        elif _names_su(getattr(instance, "rope_parameters", None)):
+            instance.rope_parameters = _as_longrope(instance.rope_parameters)
+        else:
+            return wrapped(*args, **kwargs)
+        if not shims.marked:
+            shims.mark_used(f"{type(instance).__name__} with the RoPE type 'su', read as 'longrope'")
+        return wrapped(*args, **kwargs)
+
+    shims.wrap(module.Phi3Config, "convert_rope_params_to_dict", convert)

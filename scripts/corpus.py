@@ -288,7 +288,8 @@ def assemble(manifest: Path, mirrors: Path, corpus: Path) -> list[str]:
         for row in filter(None, listing):
             meta, file_name = row.split("\t", 1)
             kind, blob = meta.split()[1], meta.split()[2]
-            if kind != "blob" or not file_name.endswith(CODE_SUFFIXES):
+            wanted = entry.get("files", [file_name])
+            if kind != "blob" or not file_name.endswith(CODE_SUFFIXES) or file_name not in wanted:
                 continue
             try:
                 content = _git(git_dir, "cat-file", "blob", blob)

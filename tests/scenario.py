@@ -98,6 +98,7 @@ IMPORTS = {
     "m34": "from scenario import legacy_config_field_types\nresult = legacy_config_field_types()",
     "m35": "from scenario import legacy_registered_model_type\nresult = legacy_registered_model_type()",
     "t10": "from scenario import mpt_folder_tokenizer\nresult = mpt_folder_tokenizer()",
+    "m36": "from scenario import phi3_su_folder\nresult = phi3_su_folder()",
     "t11": "from scenario import legacy_named_tokens\nresult = legacy_named_tokens()",
     "m30": "from transformers.pytorch_utils import find_pruneable_heads_and_indices as find\n"
     "heads, index = find([1, 3], n_heads=4, head_size=2, already_pruned_heads={0})\n"
@@ -495,6 +496,39 @@ def mpt_folder_tokenizer() -> list[int]:
     }  # fmt: skip
     (directory / "config.json").write_text(json.dumps(config), encoding="utf-8")
     return list(AutoTokenizer.from_pretrained(str(directory))("hello world")["input_ids"])
+
+
+def phi3_su_folder() -> list[Any]:
+    """A 2024 Phi-3 128k folder (RoPE type "su") loaded without remote code: config, tokenizer, a forward past
+    the pretraining length (the long factors), with weights set from a fixed sequence so every stack agrees."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    directory = Path(tempfile.mkdtemp())
+    backend = Tokenizer(models.WordLevel({"<unk>": 0, "hello": 1, "world": 2}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.save(str(directory / "tokenizer.json"))
+    settings = {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "<unk>"}
+    (directory / "tokenizer_config.json").write_text(json.dumps(settings), encoding="utf-8")
+    config = {
+        "model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "hidden_size": 32, "intermediate_size": 64,
+        "num_attention_heads": 2, "num_key_value_heads": 2, "num_hidden_layers": 1, "vocab_size": 32,
+        "max_position_embeddings": 256, "original_max_position_embeddings": 16, "rope_theta": 10000.0,
+        "rope_scaling": {"type": "su", "short_factor": [1.0, 1.1, 1.2, 1.4, 1.8, 2.5, 3.5, 5.0],
+                         "long_factor": [1.0, 1.5, 2.0, 4.0, 8.0, 16.0, 24.0, 32.0]},
+        "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": False,
+    }  # fmt: skip
+    (directory / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    loaded = AutoConfig.from_pretrained(str(directory))
+    ids = list(AutoTokenizer.from_pretrained(str(directory))("hello world")["input_ids"])
+    model = AutoModelForCausalLM.from_config(loaded, attn_implementation="eager").eval()
+    with torch.no_grad():
+        for index, (_, parameter) in enumerate(sorted(model.named_parameters())):
+            values = torch.arange(parameter.numel(), dtype=torch.float64) * 0.7 + index
+            parameter.copy_((torch.sin(values) * 0.5).reshape(parameter.shape))
+        logits = model(torch.arange(24)[None] % 32).logits[0, -1, :4]
+    return [loaded.original_max_position_embeddings, ids, [round(float(x), 4) for x in logits]]
 
 
 LEGACY_CHAT_MODEL = """

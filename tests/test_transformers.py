@@ -103,6 +103,7 @@ EXPECTED: dict[str, Any] = {
     "m35": [16, True],
     "g15": [True, True, 9],
     "t10": [1, 2],
+    "m36": [16, [1, 2], [0.2196, -0.3145, 0.3576, -0.3417]],  # 4.45-4.57 natively, 5.25 natively
     "t11": [[1, 69, 63, 75, 49, 37, 55, 47, 65, 70], "a[gMASK]b", [1, 69, 63, 75, 49, 37, 55, 47, 65, 70]],
     "m30": [[1, 3], [2, 3, 6, 7]],
     "m33": [True],
@@ -156,6 +157,7 @@ FIXTURE_SCENARIOS = ("legacy_lm", "direct", "fixed_lm", "revert", "follow")
 SINCE: dict[str, str] = {
     **dict.fromkeys(FIXTURE_SCENARIOS, "4.36"), "g4": "4.36", "g5": "4.36", "m6": "4.36",
     "m20": "4.35",  # the (enable, gradient_checkpointing_func) override format
+    "m36": "4.41",  # transformers' own Phi-3
 }  # fmt: skip
 
 
