@@ -56,6 +56,16 @@ it (ChatGLM-6B's replies lose ``[gMASK]``, which 4.x kept). Silently. For
 tokenizer classes defined outside transformers the shim keeps such keywords
 plain settings, as in 4.x; they stay in ``init_kwargs`` and are saved with
 the tokenizer as before.
+
+**T12: ``add_bos_token`` / ``add_eos_token`` of tokenizer_config.json ignored (5.0).**
+4.x Llama-family fast tokenizers (``LlamaTokenizerFast``, ``CodeLlamaTokenizerFast``,
+``GemmaTokenizerFast``, ``CohereTokenizerFast``, ``GPTNeoXTokenizerFast``) rebuilt the
+post-processor from these two settings at load, whatever ``tokenizer.json`` said. 5.x drops
+both settings when the folder has a ``tokenizer.json`` and keeps that file's post-processor.
+Where the two disagree (Phi-3's 2024 files: ``"add_bos_token": true``, a ``tokenizer.json``
+template without ``<s>``), text encodes without its BOS token, silently. For a folder whose
+``tokenizer_config.json`` names one of those classes and sets either key (5.x never writes
+them), the shim rebuilds the post-processor from them, as 4.x did.
 """
 
 from __future__ import annotations
@@ -309,3 +319,60 @@ def apply_named_tokens(module: types.ModuleType, shims: Shims) -> None:
         return set_model_specific_special_tokens
 
     shims.replace(module.PreTrainedTokenizerBase, _MODEL_SPECIFIC, make)
+
+
+# -- T12: add_bos_token / add_eos_token of tokenizer_config.json ignored (5.0) ------------
+
+# The 4.x classes whose fast tokenizer rebuilt its post-processor from the two settings, with their
+# add_bos_token default (add_eos_token defaulted to False in all of them).
+REBUILT_POST_PROCESSOR = {
+    "LlamaTokenizer": True, "LlamaTokenizerFast": True, "CodeLlamaTokenizer": True, "CodeLlamaTokenizerFast": True,
+    "GemmaTokenizer": True, "GemmaTokenizerFast": True, "CohereTokenizerFast": True, "GPTNeoXTokenizerFast": False,
+}  # fmt: skip
+
+
+def probe_bos_eos_settings(module: types.ModuleType) -> Finding:
+    code = getattr(module.PreTrainedTokenizerBase._from_pretrained, "__code__", None)
+    if code is not None and "add_bos_token" in code.co_consts:
+        return True, "from_pretrained drops add_bos_token and add_eos_token where the folder has a tokenizer.json"
+    return False, "from_pretrained passes add_bos_token and add_eos_token on"
+
+
+def _legacy_bos_eos(files: Any) -> tuple[str, bool, bool] | None:
+    """(class, add_bos_token, add_eos_token) as 4.x applied them, for a 4.x tokenizer_config.json; else None."""
+    import json
+
+    if not isinstance(files, dict) or not files.get("tokenizer_file") or not files.get("tokenizer_config_file"):
+        return None
+    try:
+        with open(files["tokenizer_config_file"], encoding="utf-8") as handle:
+            settings = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    name = settings.get("tokenizer_class") if isinstance(settings, dict) else None
+    if name not in REBUILT_POST_PROCESSOR or not ({"add_bos_token", "add_eos_token"} & set(settings)):
+        return None
+    bos, eos = settings.get("add_bos_token", REBUILT_POST_PROCESSOR[name]), settings.get("add_eos_token", False)
+    return (name, bos, eos) if isinstance(bos, bool) and isinstance(eos, bool) else None
+
+
+def apply_bos_eos_settings(module: types.ModuleType, shims: Shims) -> None:
+    def from_pretrained(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        legacy = _legacy_bos_eos(args[0] if args else kwargs.get("resolved_vocab_files"))
+        tokenizer = wrapped(*args, **kwargs)
+        # Keywords given to from_pretrained win, as they did in 4.x (5.x keeps those).
+        if legacy is None or "add_bos_token" in kwargs or "add_eos_token" in kwargs:
+            return tokenizer
+        name, bos, eos = legacy
+        rebuild = getattr(tokenizer, "update_post_processor", None)
+        if not callable(rebuild) or not hasattr(tokenizer, "_add_bos_token"):
+            return tokenizer
+        if (getattr(tokenizer, "add_bos_token", None), getattr(tokenizer, "add_eos_token", None)) != (bos, eos):
+            if not shims.marked:
+                shims.mark_used(f"tokenizer_config.json of a {name}: add_bos_token={bos}, add_eos_token={eos}")
+            object.__setattr__(tokenizer, "_add_bos_token", bos)
+            object.__setattr__(tokenizer, "_add_eos_token", eos)
+            rebuild()
+        return tokenizer
+
+    shims.wrap(module.PreTrainedTokenizerBase, "_from_pretrained", from_pretrained)

@@ -99,6 +99,7 @@ IMPORTS = {
     "m35": "from scenario import legacy_registered_model_type\nresult = legacy_registered_model_type()",
     "t10": "from scenario import mpt_folder_tokenizer\nresult = mpt_folder_tokenizer()",
     "m36": "from scenario import phi3_su_folder\nresult = phi3_su_folder()",
+    "t12": "from scenario import bos_setting_folder\nresult = bos_setting_folder()",
     "t11": "from scenario import legacy_named_tokens\nresult = legacy_named_tokens()",
     "m30": "from transformers.pytorch_utils import find_pruneable_heads_and_indices as find\n"
     "heads, index = find([1, 3], n_heads=4, head_size=2, already_pruned_heads={0})\n"
@@ -529,6 +530,31 @@ def phi3_su_folder() -> list[Any]:
             parameter.copy_((torch.sin(values) * 0.5).reshape(parameter.shape))
         logits = model(torch.arange(24)[None] % 32).logits[0, -1, :4]
     return [loaded.original_max_position_embeddings, ids, [round(float(x), 4) for x in logits]]
+
+
+def bos_setting_folder() -> list[Any]:
+    """A folder in the shape of Phi-3's 2024 tokenizer files: a byte-pair tokenizer.json whose template has no BOS
+    token, a tokenizer_config.json naming LlamaTokenizer that asks for it. Encoded, then saved and loaded again."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
+    from transformers import AutoTokenizer
+
+    directory = Path(tempfile.mkdtemp())
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    backend.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    trainer = trainers.BpeTrainer(vocab_size=40, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
+    backend.train_from_iterator(["hello world", "hello", "world"], trainer=trainer)
+    backend.post_processor = processors.TemplateProcessing(single="$A:0", pair="$A:0 $B:1", special_tokens=[])
+    backend.save(str(directory / "tokenizer.json"))
+    settings = {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False, "legacy": False,
+                "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "</s>"}  # fmt: skip
+    (directory / "tokenizer_config.json").write_text(json.dumps(settings), encoding="utf-8")
+    tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    ids = list(tokenizer("hello world")["input_ids"])
+    with tempfile.TemporaryDirectory() as saved:
+        tokenizer.save_pretrained(saved)
+        again = list(AutoTokenizer.from_pretrained(saved)("hello world")["input_ids"])
+    return [ids, again, tokenizer.decode(ids)]
 
 
 LEGACY_CHAT_MODEL = """
