@@ -71,6 +71,7 @@ them), the shim rebuilds the post-processor from them, as 4.x did.
 from __future__ import annotations
 
 import inspect
+import logging
 import types
 from typing import Any
 
@@ -365,14 +366,26 @@ def apply_bos_eos_settings(module: types.ModuleType, shims: Shims) -> None:
             return tokenizer
         name, bos, eos = legacy
         rebuild = getattr(tokenizer, "update_post_processor", None)
-        if not callable(rebuild) or not hasattr(tokenizer, "_add_bos_token"):
+        backend = getattr(tokenizer, "_tokenizer", None)
+        if not callable(rebuild) or not hasattr(tokenizer, "_add_bos_token") or backend is None:
             return tokenizer
         if (getattr(tokenizer, "add_bos_token", None), getattr(tokenizer, "add_eos_token", None)) != (bos, eos):
             if not shims.marked:
                 shims.mark_used(f"tokenizer_config.json of a {name}: add_bos_token={bos}, add_eos_token={eos}")
+            kept = (tokenizer._add_bos_token, getattr(tokenizer, "_add_eos_token", False), backend.post_processor)
             object.__setattr__(tokenizer, "_add_bos_token", bos)
             object.__setattr__(tokenizer, "_add_eos_token", eos)
-            rebuild()
+            try:
+                rebuild()
+            except Exception:  # keep the tokenizer as 5.x loaded it rather than fail its load
+                object.__setattr__(tokenizer, "_add_bos_token", kept[0])
+                object.__setattr__(tokenizer, "_add_eos_token", kept[1])
+                backend.post_processor = kept[2]
+                logging.getLogger("hotfix").warning(
+                    "t12: the add_bos_token/add_eos_token of %s's tokenizer_config.json could not be applied",
+                    name,
+                    exc_info=True,
+                )
         return tokenizer
 
     shims.wrap(module.PreTrainedTokenizerBase, "_from_pretrained", from_pretrained)
