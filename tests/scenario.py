@@ -479,10 +479,9 @@ def run_forwarded_keywords(workdir: Path) -> list[Any]:
     return [cached.tolist() == greedy.tolist(), uncached.tolist() == greedy.tolist(), greedy.shape[1]]
 
 
-def mpt_folder_tokenizer() -> list[int]:
-    """The tokenizer of a folder whose config.json was written for remote MPT code, loaded without remote code."""
+def _word_level_folder() -> Path:
+    """A new folder holding a word-level tokenizer.json ("hello world" is [1, 2]) and its tokenizer_config.json."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import AutoTokenizer
 
     directory = Path(tempfile.mkdtemp())
     backend = Tokenizer(models.WordLevel({"<unk>": 0, "hello": 1, "world": 2}, unk_token="<unk>"))
@@ -490,6 +489,14 @@ def mpt_folder_tokenizer() -> list[int]:
     backend.save(str(directory / "tokenizer.json"))
     settings = {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "<unk>"}
     (directory / "tokenizer_config.json").write_text(json.dumps(settings), encoding="utf-8")
+    return directory
+
+
+def mpt_folder_tokenizer() -> list[int]:
+    """The tokenizer of a folder whose config.json was written for remote MPT code, loaded without remote code."""
+    from transformers import AutoTokenizer
+
+    directory = _word_level_folder()
     config = {
         "model_type": "mpt", "architectures": ["MPTForCausalLM"], "d_model": 16, "n_heads": 2, "n_layers": 1,
         "vocab_size": 3, "attn_config": {"attn_type": "grouped_query_attention", "kv_n_heads": 1},
@@ -503,15 +510,9 @@ def phi3_su_folder() -> list[Any]:
     """A 2024 Phi-3 128k folder (RoPE type "su") loaded without remote code: config, tokenizer, a forward past
     the pretraining length (the long factors), with weights set from a fixed sequence so every stack agrees."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    directory = Path(tempfile.mkdtemp())
-    backend = Tokenizer(models.WordLevel({"<unk>": 0, "hello": 1, "world": 2}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    backend.save(str(directory / "tokenizer.json"))
-    settings = {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "<unk>"}
-    (directory / "tokenizer_config.json").write_text(json.dumps(settings), encoding="utf-8")
+    directory = _word_level_folder()
     config = {
         "model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "hidden_size": 32, "intermediate_size": 64,
         "num_attention_heads": 2, "num_key_value_heads": 2, "num_hidden_layers": 1, "vocab_size": 32,
