@@ -70,6 +70,7 @@ def shrink_config(config: dict[str, Any], rules: dict[str, Any] | None = None) -
     settings: dict[str, int] = rules["set"]
     keep = set(rules["keep"]["keys"])
     refuse: dict[str, str] = rules["refuse"]
+    full_precision: dict[str, list[Any]] = rules.get("full_precision", {})
     drop: dict[str, dict[str, Any]] = rules.get("drop", {})
     replace: dict[str, Any] = rules.get("replace", {})
     words: list[str] = rules["size_words"]
@@ -84,7 +85,7 @@ def shrink_config(config: dict[str, Any], rules: dict[str, Any] | None = None) -
             if when and isinstance(value, dict) and all(value.get(k) == v for k, v in when.items() if k != "note"):
                 notes.append(f"dropped {where}: {when['note']}")
                 continue
-            if key in refuse and value:
+            if key in refuse and value and value not in full_precision.get(key, ()):
                 raise CheckError(f"cannot shrink {where}: {refuse[key]}")
             if key in replace and value is not None:
                 out[key] = replace[key]

@@ -44,6 +44,17 @@
   configuration files subclass ``OnnxConfig`` to describe their inputs. The
   provided module holds importable, subclassable stand-ins; exporting with
   them raises an error naming optimum.
+* ``apply_chunking_to_forward``, ``find_pruneable_heads_and_indices``,
+  ``prune_linear_layer``, ``prune_conv1d_layer`` and ``Conv1D`` under
+  ``transformers.modeling_utils`` (re-exports of ``transformers.pytorch_utils``
+  that 4.56 dropped): encoder and GPT-2-style code written before 4.20, when
+  they lived in ``modeling_utils``, still imports them from there. Aliased to
+  the ``pytorch_utils`` objects, or restored with the 4.x behaviour where 5.0
+  removed those too (``prune_conv1d_layer``, ``find_pruneable_heads_and_indices``).
+  ``SequenceSummary`` (the same file's config-driven pooling head, removed in
+  4.53 for a copy per model such as ``GPT2SequenceSummary``) is restored as a
+  class of the same behaviour, built on first use so that importing
+  ``modeling_utils`` imports no model module.
 * ``shard_checkpoint`` (removed in 4.47): restored over
   ``huggingface_hub.split_torch_state_dict_into_shards`` with the 4.x return
   value ``(shards, index)``.
@@ -310,3 +321,95 @@ def is_torch_sdpa_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("torch") is not None
+
+
+# -- M37 / M38: GPT-2-style helpers no longer importable where legacy code looks ---------
+
+
+def prune_conv1d_layer(layer: Any, index: Any, dim: int = 1) -> Any:
+    """A new ``Conv1D`` holding only the *index* entries of *layer* along *dim* (4.x ``pytorch_utils``).
+
+    ``Conv1D`` keeps its weight as ``(in_features, out_features)``, the transpose
+    of ``nn.Linear``: ``dim=1`` keeps output features (and their bias entries),
+    ``dim=0`` keeps input features (the bias is unchanged).
+    """
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    index = index.to(layer.weight.device)
+    weight = layer.weight.index_select(dim, index).detach().clone()
+    bias = layer.bias.detach().clone() if dim == 0 else layer.bias[index].detach().clone()
+    rows, columns = weight.shape
+    pruned = Conv1D(columns, rows).to(layer.weight.device)
+    with torch.no_grad():
+        pruned.weight.copy_(weight.contiguous())
+        pruned.bias.copy_(bias.contiguous())
+    pruned.weight.requires_grad = True
+    pruned.bias.requires_grad = True
+    return pruned
+
+
+def _sequence_summary() -> type:
+    """``SequenceSummary`` as 4.x ``modeling_utils`` had it: one vector per sequence, as the config says."""
+    import torch
+    from torch import nn
+    from transformers.activations import get_activation
+
+    class SequenceSummary(nn.Module):  # type: ignore[misc]  # torch is untyped for mypy here
+        """Summarise ``hidden_states`` (batch, [..., ] seq, hidden) along the sequence.
+
+        ``config.summary_type``: ``last`` (default), ``first``, ``mean`` or
+        ``cls_index`` (the token at ``cls_index``, the last one when it is not
+        given); then optional dropout, projection (to ``num_labels`` with
+        ``summary_proj_to_labels``), activation and dropout. ``attn`` was never
+        implemented.
+        """
+
+        def __init__(self, config: Any) -> None:
+            super().__init__()
+            self.summary_type = getattr(config, "summary_type", "last")
+            if self.summary_type == "attn":
+                raise NotImplementedError
+            self.summary: nn.Module = nn.Identity()
+            if getattr(config, "summary_use_proj", False):
+                to_labels = getattr(config, "summary_proj_to_labels", False) and config.num_labels > 0
+                self.summary = nn.Linear(config.hidden_size, config.num_labels if to_labels else config.hidden_size)
+            activation = getattr(config, "summary_activation", None)
+            self.activation: Any = get_activation(activation) if activation else nn.Identity()
+            first = getattr(config, "summary_first_dropout", 0) or 0
+            last = getattr(config, "summary_last_dropout", 0) or 0
+            self.first_dropout: nn.Module = nn.Dropout(first) if first > 0 else nn.Identity()
+            self.last_dropout: nn.Module = nn.Dropout(last) if last > 0 else nn.Identity()
+
+        def forward(self, hidden_states: Any, cls_index: Any = None) -> Any:
+            if self.summary_type == "last":
+                output = hidden_states[:, -1]
+            elif self.summary_type == "first":
+                output = hidden_states[:, 0]
+            elif self.summary_type == "mean":
+                output = hidden_states.mean(dim=1)
+            elif self.summary_type == "cls_index":
+                if cls_index is None:
+                    where = torch.full_like(hidden_states[..., :1, :], hidden_states.shape[-2] - 1, dtype=torch.long)
+                else:
+                    where = cls_index.unsqueeze(-1).unsqueeze(-1)
+                    where = where.expand((-1,) * (where.dim() - 1) + (hidden_states.size(-1),))
+                output = hidden_states.gather(-2, where).squeeze(-2)
+            else:
+                raise NotImplementedError(f"summary_type {self.summary_type!r}")
+            return self.last_dropout(self.activation(self.summary(self.first_dropout(output))))
+
+    SequenceSummary.__module__ = "transformers.modeling_utils"
+    return SequenceSummary
+
+
+_BUILT: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """Classes that need torch, built when a patch first resolves them (after transformers imported torch)."""
+    if name == "SequenceSummary":
+        if name not in _BUILT:
+            _BUILT[name] = _sequence_summary()
+        return _BUILT[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -105,6 +105,27 @@ IMPORTS = {
     "heads, index = find([1, 3], n_heads=4, head_size=2, already_pruned_heads={0})\n"
     "result = [sorted(heads), index.tolist()]",
     "m31": "from transformers.utils import is_torch_sdpa_available\nresult = is_torch_sdpa_available()",
+    "m37-chunking": "import torch\nfrom transformers.modeling_utils import apply_chunking_to_forward\n"
+    "result = apply_chunking_to_forward(lambda t: t * 2, 2, 1, torch.arange(8.0).view(1, 4, 2)).sum().item()",
+    "m37-prune-linear": "import torch\nfrom transformers.modeling_utils import prune_linear_layer\n"
+    "layer = torch.nn.Linear(3, 4)\n"
+    "with torch.no_grad():\n    layer.weight.copy_(torch.arange(12.0).view(4, 3))\n"
+    "    layer.bias.copy_(torch.arange(4.0))\n"
+    "pruned = prune_linear_layer(layer, torch.tensor([0, 2]))\n"
+    "result = [pruned.weight.tolist(), pruned.bias.tolist()]",
+    "m37-conv1d": "from transformers.modeling_utils import Conv1D\nresult = list(Conv1D(6, 3).weight.shape)",
+    "m37-find-heads": "from transformers.modeling_utils import find_pruneable_heads_and_indices as find\n"
+    "heads, index = find([1, 3], n_heads=4, head_size=2, already_pruned_heads={0})\n"
+    "result = [sorted(heads), index.tolist()]",
+    "m37-prune-conv1d": "from transformers.modeling_utils import prune_conv1d_layer\n"
+    "from scenario import legacy_prune_conv1d\nresult = legacy_prune_conv1d(prune_conv1d_layer)",
+    "m38": "from transformers.pytorch_utils import prune_conv1d_layer\nfrom scenario import legacy_prune_conv1d\n"
+    "result = legacy_prune_conv1d(prune_conv1d_layer)",
+    "m39": "from transformers.utils.model_parallel_utils import assert_device_map, get_device_map\n"
+    "device_map = get_device_map(5, [0, 1])\nassert_device_map(device_map, 5)\n"
+    "try:\n    assert_device_map({0: [0, 0]}, 2)\nexcept ValueError as error:\n    refused = str(error).split('.')[0]\n"
+    "result = [[[device, layers] for device, layers in device_map.items()], refused]",
+    "m40": "from scenario import legacy_sequence_summary\nresult = legacy_sequence_summary()",
     "m31-import-utils": "from transformers.utils.import_utils import is_torch_sdpa_available\n"
     "result = is_torch_sdpa_available()",
     "m32": "from scenario import legacy_onnx_config\nresult = legacy_onnx_config()",
@@ -1234,6 +1255,41 @@ def run_big_loads(workdir: Path) -> Any:
     state = model.state_dict()
     results["missing"] = {key: sorted({float(x) for x in state[key].flatten()}) for key in missing}
     return results
+
+
+def legacy_prune_conv1d(prune_conv1d_layer: Any) -> list[Any]:
+    """GPT-2-style head pruning with *prune_conv1d_layer*: output features 1 and 3 of a Conv1D, then inputs 0 and 2."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    layer = Conv1D(4, 3)
+    with torch.no_grad():
+        layer.weight.copy_(torch.arange(12.0).view(3, 4))
+        layer.bias.copy_(torch.arange(4.0))
+    pruned = prune_conv1d_layer(layer, torch.tensor([1, 3]))
+    kept_inputs = prune_conv1d_layer(layer, torch.tensor([0, 2]), dim=0)
+    return [pruned.weight.tolist(), pruned.bias.tolist(), pruned.nf, kept_inputs.weight.tolist(),
+            kept_inputs.bias.tolist(), pruned.weight.requires_grad]  # fmt: skip
+
+
+def legacy_sequence_summary() -> list[Any]:
+    """A GPT-2 double-heads style head: SequenceSummary from modeling_utils, as code before 4.53 imports it."""
+    import torch
+    from transformers import GPT2Config
+    from transformers.modeling_utils import SequenceSummary
+
+    config = GPT2Config(n_embd=4, summary_type="cls_index", summary_use_proj=True, summary_proj_to_labels=True,
+                        num_labels=1, summary_activation="tanh", summary_first_dropout=0.1)  # fmt: skip
+    head = SequenceSummary(config).eval()
+    with torch.no_grad():
+        head.summary.weight.fill_(0.05)
+        head.summary.bias.fill_(-1.0)
+    hidden = torch.arange(24.0).view(2, 3, 4)
+    picked = head(hidden, torch.tensor([0, 2]))
+    last = head(hidden)
+    mean = SequenceSummary(GPT2Config(n_embd=4, summary_type="mean", summary_use_proj=False)).eval()(hidden)
+    return [list(picked.shape), [round(v, 4) for v in picked.flatten().tolist()],
+            [round(v, 4) for v in last.flatten().tolist()], mean.tolist()]  # fmt: skip
 
 
 SCENARIOS = {

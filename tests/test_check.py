@@ -37,6 +37,9 @@ def test_a_config_the_rules_cannot_shrink_is_refused_naming_the_keys() -> None:
     with pytest.raises(CheckError, match="quantization_config: the weights are quantized"):
         shrink_config({"hidden_size": 4096, "quantization_config": {"bits": 4}})
     assert shrink_config({"hidden_size": 4096, "quantization_bit": 0})["quantization_bit"] == 0
+    with pytest.raises(CheckError, match="wbits: the weights are GPTQ-quantized"):
+        shrink_config({"n_embd": 6144, "wbits": 8})
+    assert shrink_config({"n_embd": 6144, "wbits": 32})["wbits"] == 32  # MOSS's full-precision setting
 
 
 def test_an_fp8_quantization_config_is_dropped_with_a_note() -> None:

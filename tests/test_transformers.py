@@ -52,6 +52,14 @@ REPRODUCERS: dict[str, tuple[str, str]] = {
 }
 
 # What a scenario must return where it works, natively or through its shim (the 4.x answer).
+PRUNED_CONV1D = [
+    [[1.0, 3.0], [5.0, 7.0], [9.0, 11.0]],
+    [1.0, 3.0],
+    2,
+    [[0.0, 1.0, 2.0, 3.0], [8.0, 9.0, 10.0, 11.0]],
+    [0.0, 1.0, 2.0, 3.0],
+    True,
+]
 EXPECTED: dict[str, Any] = {
     "g4": 3,
     "m9-expand": [[[[0, 1, 1], [0, 1, 1]]]],
@@ -107,6 +115,14 @@ EXPECTED: dict[str, Any] = {
     "m36": [16, [1, 2], [0.2196, -0.3145, 0.3576, -0.3417]],  # 4.45-4.57 natively, 5.25 natively
     "t11": [[1, 69, 63, 75, 49, 37, 55, 47, 65, 70], "a[gMASK]b", [1, 69, 63, 75, 49, 37, 55, 47, 65, 70]],
     "m30": [[1, 3], [2, 3, 6, 7]],
+    "m37-chunking": 56.0,
+    "m37-prune-linear": [[[0.0, 1.0, 2.0], [6.0, 7.0, 8.0]], [0.0, 2.0]],
+    "m37-conv1d": [3, 6],
+    "m37-find-heads": [[1, 3], [2, 3, 6, 7]],
+    "m37-prune-conv1d": PRUNED_CONV1D,
+    "m38": PRUNED_CONV1D,
+    "m39": [[[0, [0, 1, 2]], [1, [3, 4]]], "Duplicate attention blocks specified in device_map"],
+    "m40": [[2, 1], [-0.6044, 0.9973], [0.7163, 0.9973], [[4.0, 5.0, 6.0, 7.0], [16.0, 17.0, 18.0, 19.0]]],
     "m33": [True],
     "m31": True,
     "m31-import-utils": True,
