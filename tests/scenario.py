@@ -1292,12 +1292,95 @@ def legacy_sequence_summary() -> list[Any]:
             [round(v, 4) for v in last.flatten().tolist()], mean.tolist()]  # fmt: skip
 
 
+LEGACY_VISION_TOWERS = """
+    import torch
+    from torch import nn
+    from transformers import CLIPVisionModel, SiglipVisionModel
+    from transformers.models.clip.modeling_clip import CLIPVisionTransformer
+    from transformers.models.siglip.modeling_siglip import SiglipVisionTransformer
+
+    class CLIPVisionTower(nn.Module):
+        # LLaVA / InternLM-XComposer2 habit: a pretrained CLIP tower whose last layer is dropped and whose
+        # position embedding is resized for another image size, both through the inner vision_model
+        def __init__(self, path, image_size):
+            super().__init__()
+            self.vision_tower = CLIPVisionModel.from_pretrained(path)
+            del self.vision_tower.vision_model.encoder.layers[-1:]
+            self.resize_pos(image_size)
+
+        def inner(self) -> CLIPVisionTransformer:
+            return self.vision_tower.vision_model
+
+        def resize_pos(self, image_size):
+            embeddings = self.inner().embeddings
+            old = embeddings.position_embedding.weight.detach()
+            side, new_side = int((old.shape[0] - 1) ** 0.5), image_size // embeddings.patch_size
+            grid = old[1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+            grid = nn.functional.interpolate(grid, size=(new_side, new_side), mode="bicubic", align_corners=False)
+            weight = torch.cat([old[:1], grid.permute(0, 2, 3, 1).reshape(new_side * new_side, -1)])
+            embeddings.position_embedding = nn.Embedding.from_pretrained(weight, freeze=False)
+            embeddings.num_patches = new_side * new_side
+            embeddings.num_positions = embeddings.num_patches + 1
+            embeddings.register_buffer("position_ids", torch.arange(embeddings.num_positions).expand((1, -1)),
+                                       persistent=False)
+            embeddings.image_size = image_size
+
+        def forward(self, images):
+            return self.vision_tower(images, output_hidden_states=True).hidden_states[-1]
+
+    class SiglipVisionTower(nn.Module):
+        # LLaVA-OneVision habit: the last layer and the pooling head of a pretrained SigLIP tower dropped
+        def __init__(self, path):
+            super().__init__()
+            self.vision_tower = SiglipVisionModel.from_pretrained(path)
+            del self.vision_tower.vision_model.encoder.layers[-1:]
+            self.vision_tower.vision_model.head = nn.Identity()
+
+        def inner(self) -> SiglipVisionTransformer:
+            return self.vision_tower.vision_model
+
+        def forward(self, images):
+            return self.vision_tower(images, output_hidden_states=True).hidden_states[-1]
+"""
+
+
+def legacy_vision_towers(workdir: Path) -> list[Any]:
+    """CLIP and SigLIP towers used the way 2023-2024 vision-language code used them (M41)."""
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModel, SiglipVisionConfig, SiglipVisionModel
+
+    def saved(model: Any, name: str) -> str:
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for _, parameter in sorted(model.named_parameters()):
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.2)
+        directory = workdir / name
+        model.save_pretrained(str(directory))
+        return str(directory)
+
+    sizes = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 3, "num_attention_heads": 2,
+             "image_size": 16, "patch_size": 8}  # fmt: skip
+    namespace = legacy_module("legacy_vision_towers", LEGACY_VISION_TOWERS)
+    clip = namespace["CLIPVisionTower"](saved(CLIPVisionModel(CLIPVisionConfig(**sizes)), "clip"), 24).eval()
+    siglip = namespace["SiglipVisionTower"](saved(SiglipVisionModel(SiglipVisionConfig(**sizes)), "siglip")).eval()
+    images = torch.randn(1, 3, 24, 24, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        clip_out, siglip_out = clip(images), siglip(images[:, :, :16, :16])
+    return [
+        [sum(key.endswith("mlp.fc1.weight") for key in tower.state_dict()) for tower in (clip, siglip)],
+        type(siglip.inner().head).__name__,
+        [list(clip_out.shape), list(siglip_out.shape)],
+        [round(v, 4) for v in clip_out[0, :2, :4].flatten().tolist()],
+        [round(v, 4) for v in siglip_out[0, :2, :4].flatten().tolist()],
+    ]
+
+
 SCENARIOS = {
     "packages": run_packages,
     "legacy_lm": run_legacy_lm, "legacy_tok": run_legacy_tok, "direct": run_direct, "fixed_lm": run_fixed_lm,
     "revert": run_revert, "modern": run_modern, "follow": run_follow, "attn_mask_equal": run_attn_mask_equal,
     "legacy_spm_fast": run_legacy_spm_fast,
-    "vendored": run_vendored, "big_loads": run_big_loads, "g15": run_forwarded_keywords,
+    "vendored": run_vendored, "big_loads": run_big_loads, "g15": run_forwarded_keywords, "m41": legacy_vision_towers,
 }  # fmt: skip
 
 

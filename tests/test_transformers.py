@@ -122,6 +122,13 @@ EXPECTED: dict[str, Any] = {
     "m37-prune-conv1d": PRUNED_CONV1D,
     "m38": PRUNED_CONV1D,
     "m39": [[[0, [0, 1, 2]], [1, [3, 4]]], "Duplicate attention blocks specified in device_map"],
+    "m41": [
+        [2, 2],
+        "Identity",
+        [[1, 10, 16], [1, 4, 16]],
+        [0.3192, -1.3483, -0.7444, 0.5751, 0.599, -0.8515, -0.3017, 0.7585],
+        [2.9053, -1.1973, 4.6621, 0.1774, 2.0361, 0.5675, 1.1858, -2.8928],
+    ],
     "m40": [[2, 1], [-0.6044, 0.9973], [0.7163, 0.9973], [[4.0, 5.0, 6.0, 7.0], [16.0, 17.0, 18.0, 19.0]]],
     "m33": [True],
     "m31": True,
@@ -175,6 +182,7 @@ SINCE: dict[str, str] = {
     **dict.fromkeys(FIXTURE_SCENARIOS, "4.36"), "g4": "4.36", "g5": "4.36", "m6": "4.36",
     "m20": "4.35",  # the (enable, gradient_checkpointing_func) override format
     "m36": "4.41",  # transformers' own Phi-3
+    "m41": "4.37",  # SigLIP
 }  # fmt: skip
 
 
@@ -511,3 +519,46 @@ def test_g7_also_serves_classes_that_inherit_the_generation_hook_from_a_legacy_b
     if affected("g7-generation-mixin") and repaired["status"]["g7-generation-mixin"]["state"] == "applied":
         without = scenario("g7-base", hotfix="before", patches="-g7-generation-mixin")
         assert not without["ok"] and "object has no attribute 'generate'" in without["error"], without["error"]
+
+
+VISION_TOWER_SCOPE = """
+import sys, types, torch, hotfix
+hotfix.enable()
+from transformers import CLIPVisionConfig, CLIPVisionModel
+from transformers.models.clip.modeling_clip import CLIPVisionTransformer
+
+config = CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                          image_size=16, patch_size=8)
+tower = CLIPVisionModel(config).eval()
+remote = types.ModuleType("transformers_modules.probe.tower")
+sys.modules[remote.__name__] = remote
+exec("def inner(tower):\\n    return tower.vision_model", vars(remote))
+inner = CLIPVisionTransformer(config).eval()
+inner.load_state_dict(tower.state_dict())
+images = torch.randn(1, 3, 16, 16)
+with torch.no_grad():
+    same = torch.equal(inner(images).last_hidden_state, tower(images).last_hidden_state)
+print(hasattr(tower, "vision_model"), remote.inner(tower) is tower, same,
+      sorted({key.split(".")[0] for key in inner.state_dict()}) == ["embeddings", "encoder", "post_layernorm",
+                                                                     "pre_layrnorm"])
+class Own(CLIPVisionModel):
+    def __init__(self, config):
+        super().__init__(config)
+        self.vision_model = torch.nn.Linear(1, 1)
+own = Own(config)
+print(remote.inner(own) is own.vision_model, isinstance(own.vision_model, torch.nn.Linear))
+hotfix.disable()
+clip_module = sys.modules[CLIPVisionModel.__module__]
+print(hasattr(CLIPVisionModel, "vision_model"), "CLIPVisionTransformer" in vars(clip_module))
+"""
+
+
+def test_m41_gives_vision_model_to_legacy_code_only() -> None:
+    """5.6+: transformers and other modern callers still see no CLIPVisionModel.vision_model (its loading code
+    asks hasattr(model, prefix)); remote code gets the tower; a subclass's own vision_model wins; the restored
+    inner class has the 4.x state-dict keys and computes what the tower computes; disable() removes both."""
+    if not affected("m41-vision-model-attribute"):
+        pytest.skip("CLIPVisionModel still holds a CLIPVisionTransformer here")
+    done = subprocess.run([sys.executable, "-c", VISION_TOWER_SCOPE], capture_output=True, text=True, env=_clean_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "True", "True", "True", "True", "False", "False"]
