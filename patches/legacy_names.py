@@ -3,6 +3,11 @@
 * ``*_INPUTS_DOCSTRING`` / ``*_START_DOCSTRING`` (removed in 4.52 with the
   ``auto_docstring`` rework): remote code imports them only to decorate its
   own classes; restored as empty strings.
+* The same constants of the other models remote code copies or builds on
+  (Mistral, Qwen2, Gemma, Phi-3, BERT, RoBERTa, GPT-2, T5, CLIP, ...; GPT-2's,
+  GPT-J's and T5's ``PARALLELIZE_DOCSTRING`` too): ``m13-model-docstrings``
+  restores, in each module of ``MODEL_DOCSTRINGS`` that transformers imports,
+  those of its 4.51 names that are missing, as empty strings.
 * ``LlamaFlashAttention2`` / ``LlamaSdpaAttention`` / ``LLAMA_ATTENTION_CLASSES``
   (removed in 4.48: one ``LlamaAttention`` dispatches on
   ``config._attn_implementation``): aliases of ``LlamaAttention``. Sound for
@@ -413,3 +418,86 @@ def __getattr__(name: str) -> Any:
             _BUILT[name] = _sequence_summary()
         return _BUILT[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# -- M13: the docstring constants of the other models (4.51's names, module by module) ----------
+
+MODEL_DOCSTRINGS: dict[str, tuple[str, ...]] = {
+    "mistral": ("MISTRAL_START_DOCSTRING", "MISTRAL_INPUTS_DOCSTRING"),
+    "qwen2": ("QWEN2_START_DOCSTRING", "QWEN2_INPUTS_DOCSTRING"),
+    "gemma": ("GEMMA_START_DOCSTRING", "GEMMA_INPUTS_DOCSTRING"),
+    "gemma2": ("GEMMA2_START_DOCSTRING", "GEMMA2_INPUTS_DOCSTRING"),
+    "phi3": ("PHI3_START_DOCSTRING", "PHI3_INPUTS_DOCSTRING"),
+    "phi": ("PHI_START_DOCSTRING", "PHI_INPUTS_DOCSTRING"),
+    "bert": ("BERT_START_DOCSTRING", "BERT_INPUTS_DOCSTRING"),
+    "roberta": ("ROBERTA_START_DOCSTRING", "ROBERTA_INPUTS_DOCSTRING"),
+    "xlm_roberta": ("XLM_ROBERTA_START_DOCSTRING", "XLM_ROBERTA_INPUTS_DOCSTRING"),
+    "gpt2": ("GPT2_START_DOCSTRING", "GPT2_INPUTS_DOCSTRING", "PARALLELIZE_DOCSTRING", "DEPARALLELIZE_DOCSTRING"),
+    "t5": (
+        "PARALLELIZE_DOCSTRING",
+        "DEPARALLELIZE_DOCSTRING",
+        "T5_START_DOCSTRING",
+        "T5_INPUTS_DOCSTRING",
+        "T5_ENCODER_INPUTS_DOCSTRING",
+    ),
+    "mixtral": ("MIXTRAL_START_DOCSTRING", "MIXTRAL_INPUTS_DOCSTRING"),
+    "qwen2_moe": ("QWEN2MOE_START_DOCSTRING", "QWEN2MOE_INPUTS_DOCSTRING"),
+    "gpt_neox": ("GPT_NEOX_START_DOCSTRING", "GPT_NEOX_INPUTS_DOCSTRING"),
+    "falcon": ("FALCON_START_DOCSTRING", "FALCON_INPUTS_DOCSTRING"),
+    "starcoder2": ("STARCODER2_START_DOCSTRING", "STARCODER2_INPUTS_DOCSTRING"),
+    "cohere": ("COHERE_START_DOCSTRING", "COHERE_INPUTS_DOCSTRING"),
+    "stablelm": ("STABLELM_START_DOCSTRING", "STABLELM_INPUTS_DOCSTRING"),
+    "mt5": (
+        "PARALLELIZE_DOCSTRING",
+        "DEPARALLELIZE_DOCSTRING",
+        "MT5_START_DOCSTRING",
+        "MT5_INPUTS_DOCSTRING",
+        "MT5_ENCODER_INPUTS_DOCSTRING",
+    ),
+    "deberta_v2": ("DEBERTA_START_DOCSTRING", "DEBERTA_INPUTS_DOCSTRING"),
+    "clip": (
+        "CLIP_START_DOCSTRING",
+        "CLIP_TEXT_INPUTS_DOCSTRING",
+        "CLIP_VISION_INPUTS_DOCSTRING",
+        "CLIP_INPUTS_DOCSTRING",
+    ),
+    "siglip": (
+        "SIGLIP_START_DOCSTRING",
+        "SIGLIP_TEXT_INPUTS_DOCSTRING",
+        "SIGLIP_VISION_INPUTS_DOCSTRING",
+        "SIGLIP_INPUTS_DOCSTRING",
+    ),
+    "llava": ("LLAVA_START_DOCSTRING", "LLAVA_INPUTS_DOCSTRING"),
+    "qwen2_vl": ("QWEN2VL_START_DOCSTRING", "QWEN2_VL_INPUTS_DOCSTRING"),
+    "opt": ("OPT_START_DOCSTRING", "OPT_INPUTS_DOCSTRING"),
+    "bloom": ("BLOOM_START_DOCSTRING", "BLOOM_INPUTS_DOCSTRING"),
+    "gptj": ("GPTJ_START_DOCSTRING", "GPTJ_INPUTS_DOCSTRING", "PARALLELIZE_DOCSTRING", "DEPARALLELIZE_DOCSTRING"),
+    "gpt_neo": ("GPT_NEO_START_DOCSTRING", "GPT_NEO_INPUTS_DOCSTRING"),
+    "codegen": ("CODEGEN_START_DOCSTRING", "CODEGEN_INPUTS_DOCSTRING"),
+    "olmo": ("OLMO_START_DOCSTRING", "OLMO_INPUTS_DOCSTRING"),
+    "electra": ("ELECTRA_START_DOCSTRING", "ELECTRA_INPUTS_DOCSTRING"),
+    "distilbert": ("DISTILBERT_START_DOCSTRING", "DISTILBERT_INPUTS_DOCSTRING"),
+    "albert": ("ALBERT_START_DOCSTRING", "ALBERT_INPUTS_DOCSTRING"),
+    "bart": ("BART_START_DOCSTRING", "BART_INPUTS_DOCSTRING"),
+    "mbart": ("MBART_START_DOCSTRING", "MBART_INPUTS_DOCSTRING"),
+    "whisper": ("WHISPER_START_DOCSTRING", "WHISPER_INPUTS_DOCSTRING", "WHISPER_ENCODER_INPUTS_DOCSTRING"),
+    "vit": ("VIT_START_DOCSTRING", "VIT_INPUTS_DOCSTRING"),
+}
+
+
+def _docstring_names(module: types.ModuleType) -> tuple[str, ...]:
+    short = module.__name__.rpartition(".modeling_")[2]
+    return MODEL_DOCSTRINGS.get(short, ())
+
+
+def probe_model_docstrings(module: types.ModuleType) -> Finding:
+    missing = [name for name in _docstring_names(module) if name not in vars(module)]
+    if not missing:
+        return False, f"{module.__name__} has its docstring constants"
+    return True, f"{module.__name__} lost {', '.join(missing)} (4.52, auto_docstring)"
+
+
+def apply_model_docstrings(module: types.ModuleType, shims: Shims) -> None:
+    for name in _docstring_names(module):
+        if name not in vars(module) and not lists_name(module, name):
+            shims.restore(module, name, EMPTY_DOCSTRING)

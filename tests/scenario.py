@@ -57,6 +57,14 @@ IMPORTS = {
     "result = isinstance(LLAMA_INPUTS_DOCSTRING, str)",
     "m13-start": "from transformers.models.llama.modeling_llama import LLAMA_START_DOCSTRING\n"
     "result = isinstance(LLAMA_START_DOCSTRING, str)",
+    "m13-models": "from transformers.models.mistral.modeling_mistral import MISTRAL_INPUTS_DOCSTRING\n"
+    "from transformers.models.bert.modeling_bert import BERT_INPUTS_DOCSTRING, BERT_START_DOCSTRING\n"
+    "from transformers.models.gpt2.modeling_gpt2 import GPT2_INPUTS_DOCSTRING, PARALLELIZE_DOCSTRING\n"
+    "from transformers.utils import add_start_docstrings\n"
+    "@add_start_docstrings(MISTRAL_INPUTS_DOCSTRING)\ndef forward(self, input_ids):\n    return input_ids\n"
+    "names = [MISTRAL_INPUTS_DOCSTRING, BERT_INPUTS_DOCSTRING, BERT_START_DOCSTRING, GPT2_INPUTS_DOCSTRING,\n"
+    "         PARALLELIZE_DOCSTRING]\n"
+    "result = [all(isinstance(name, str) for name in names), forward(None, 3)]",
     "m15": "import torch\nfrom transformers import AdamW\nfrom scenario import adamw_step\nresult = adamw_step(AdamW)",
     "m15-optimization": "import torch\nfrom transformers.optimization import AdamW\nfrom scenario import adamw_step\n"
     "result = adamw_step(AdamW)",

@@ -69,6 +69,7 @@ EXPECTED: dict[str, Any] = {
     "m6": [["eager", "flash_attention_2", "sdpa"], True],
     "m13-inputs": True,
     "m13-start": True,
+    "m13-models": [True, 3],
     "m15": [[0.707687, 1.292308], [-0.208009, 2.148587]],
     "m15-optimization": [[0.707687, 1.292308], [-0.208009, 2.148587]],
     "g8-warper": [2.0, 2.0],
