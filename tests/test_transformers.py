@@ -256,11 +256,25 @@ def reproducer(patch_id: str, silent: bool) -> Run:
     return run
 
 
+def _protobuf_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("google.protobuf") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+# Breaks whose form depends on the environment: with protobuf installed, 5.x reads InternLM2's
+# tokenizer.model itself without an error and gives other ids (T8 is silent there).
+SILENT_WHEN = {"t8-legacy-slow-conversion": _protobuf_installed}
+
+
 @pytest.mark.parametrize("patch_id", sorted(REPRODUCERS))
 def test_patch_repairs_the_break_where_it_exists_and_stays_off_elsewhere(patch_id: str) -> None:
     name, users_saw = REPRODUCERS[patch_id]
     needs(name)
-    silent = users_saw.startswith("!")
+    silent = users_saw.startswith("!") or SILENT_WHEN.get(patch_id, lambda: False)()
     check_patch(
         patch_id,
         reproducer(patch_id, silent),
