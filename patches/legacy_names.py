@@ -27,6 +27,11 @@
   into the processor list that ``_get_logits_processor`` builds): restored
   returning an empty ``LogitsProcessorList``, so that legacy sampling loops do
   not apply temperature / top-k / top-p a second time.
+* ``top_k_top_p_filtering`` (``transformers``, ``transformers.generation``
+  and ``transformers.generation.utils``, removed in 4.39): sampling loops of
+  2020-2023 code (taming-transformers' minGPT, early TRL, chat demos) import
+  it. Restored with the 4.x behaviour: top-k, then nucleus filtering, with
+  the ``TopKLogitsWarper`` and ``TopPLogitsWarper`` of the installed version.
 * ``DisjunctiveConstraint`` and the other constrained-beam-search classes
   (removed in 5.0, ``BeamSearchScorer`` in 4.56): importable stand-ins whose
   construction raises an error naming the removal. Legacy helpers (e.g.
@@ -501,3 +506,28 @@ def apply_model_docstrings(module: types.ModuleType, shims: Shims) -> None:
     for name in _docstring_names(module):
         if name not in vars(module) and not lists_name(module, name):
             shims.restore(module, name, EMPTY_DOCSTRING)
+
+
+# -- M42: top_k_top_p_filtering, removed in 4.39 -----------------------------------------
+
+
+def top_k_top_p_filtering(
+    logits: Any, top_k: int = 0, top_p: float = 1.0, filter_value: float = -float("inf"), min_tokens_to_keep: int = 1
+) -> Any:
+    """*logits* (batch, vocabulary) with all but the top-k, then all outside the top-p nucleus, set to *filter_value*.
+
+    As 4.x computed it: ``top_k > 0`` keeps at least ``max(top_k, min_tokens_to_keep)``
+    tokens; a ``top_p`` in ``[0, 1]`` keeps the smallest set whose probability
+    reaches it (at least ``min_tokens_to_keep``); 1.0 keeps every token.
+    """
+    from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
+    if top_k > 0:
+        logits = TopKLogitsWarper(top_k=top_k, filter_value=filter_value, min_tokens_to_keep=min_tokens_to_keep)(
+            None, logits
+        )
+    if 0 <= top_p <= 1.0:
+        logits = TopPLogitsWarper(top_p=top_p, filter_value=filter_value, min_tokens_to_keep=min_tokens_to_keep)(
+            None, logits
+        )
+    return logits

@@ -65,6 +65,15 @@ IMPORTS = {
     "names = [MISTRAL_INPUTS_DOCSTRING, BERT_INPUTS_DOCSTRING, BERT_START_DOCSTRING, GPT2_INPUTS_DOCSTRING,\n"
     "         PARALLELIZE_DOCSTRING]\n"
     "result = [all(isinstance(name, str) for name in names), forward(None, 3)]",
+    "m42": "from transformers import top_k_top_p_filtering as filtering\n"
+    "from scenario import filtered\n"
+    "result = filtered(filtering)",
+    "m42-generation": "from transformers.generation import top_k_top_p_filtering as filtering\n"
+    "from scenario import filtered\n"
+    "result = filtered(filtering)",
+    "m42-generation-utils": "from transformers.generation.utils import top_k_top_p_filtering as filtering\n"
+    "from scenario import filtered\n"
+    "result = filtered(filtering)",
     "m15": "import torch\nfrom transformers import AdamW\nfrom scenario import adamw_step\nresult = adamw_step(AdamW)",
     "m15-optimization": "import torch\nfrom transformers.optimization import AdamW\nfrom scenario import adamw_step\n"
     "result = adamw_step(AdamW)",
@@ -1263,6 +1272,20 @@ def run_big_loads(workdir: Path) -> Any:
     state = model.state_dict()
     results["missing"] = {key: sorted({float(x) for x in state[key].flatten()}) for key in missing}
     return results
+
+
+def filtered(filtering: Any) -> list[Any]:
+    """A minGPT-style sampling step: top-k 3 then top-p 0.8 of fixed logits, and each alone."""
+    import torch
+
+    logits = torch.tensor([[1.0, 4.0, 2.0, 3.0, 0.5, 3.5], [0.0, 0.1, 0.2, 5.0, 0.3, 0.4]])
+
+    def kept(tensor: Any) -> list[list[int]]:
+        return [[int(v) for v in torch.isfinite(row).nonzero().flatten().tolist()] for row in tensor]
+
+    return [kept(filtering(logits.clone(), top_k=3, top_p=0.8)), kept(filtering(logits.clone(), top_k=2)),
+            kept(filtering(logits.clone(), top_p=0.5, min_tokens_to_keep=2)),
+            filtering(logits.clone(), top_k=1, filter_value=-5.0)[0].tolist()]  # fmt: skip
 
 
 def legacy_prune_conv1d(prune_conv1d_layer: Any) -> list[Any]:
