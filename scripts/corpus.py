@@ -82,22 +82,30 @@ def _tokenizer_ok(report: dict[str, Any]) -> bool:
 
 
 def _compare(report: dict[str, Any], model_ref: dict[str, Any] | None, tok_ref: dict[str, Any] | None) -> str:
-    """'= ref' when tokens equal and logits agree within 1e-3 (and tokenizer ids equal), else what differs."""
-    differ, compared = [], False
-    if model_ref is not None and "tokens" in report and "tokens" in model_ref:
+    """'= ref' when logits agree within 1e-3 and tokens and tokenizer ids are equal, else what differs.
+
+    An encoder (a reference without generated tokens) is compared on its logits: '= ref (logits)'.
+    """
+    differ, compared, logits_only = [], False, False
+    if model_ref is not None and "logits" in report and "logits" in model_ref:
         compared = True
         close = all(abs(x - y) <= 1e-3 for x, y in zip(report["logits"], model_ref["logits"], strict=True))
         if not close:
             differ.append("logits")
-        if report["tokens"] != model_ref["tokens"]:
-            differ.append("tokens")
+        if "tokens" in report and "tokens" in model_ref:
+            if report["tokens"] != model_ref["tokens"]:
+                differ.append("tokens")
+        elif "tokens" not in model_ref:  # an encoder: no generate stages, its logits are what there is to compare
+            logits_only = True
     if tok_ref is not None and "tokenizer" in report and "tokenizer" in tok_ref:
         compared = True
         if report["tokenizer"] != tok_ref["tokenizer"]:
             differ.append("tokenizer ids")
     if not compared:
         return ""
-    return ", = ref" if not differ else f", **{' and '.join(differ)} ≠ ref**"
+    if differ:
+        return f", **{' and '.join(differ)} ≠ ref**"
+    return ", = ref (logits)" if logits_only and not (tok_ref and "tokenizer" in report) else ", = ref"
 
 
 def _cell(report: dict[str, Any], model_ref: dict[str, Any] | None, tok_ref: dict[str, Any] | None) -> str:

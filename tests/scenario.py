@@ -27,7 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 IMPORTS = {
     # processing_utils executes transformers/__init__.py again: a new module object in sys.modules
-    "reexecuted": "import transformers.processing_utils\nfrom transformers import AdamW\nresult = AdamW.__name__",
+    # (a name hotfix restores on transformers itself: AdamW from 4.50, top_k_top_p_filtering in 4.39-4.49)
+    "reexecuted": "import transformers.processing_utils\nimport transformers\nfrom packaging.version import Version\n"
+    "if Version(transformers.__version__) >= Version('4.50'):\n    from transformers import AdamW as restored\n"
+    "else:\n    from transformers import top_k_top_p_filtering as restored\nresult = restored.__name__",
     "m3": "from transformers.modeling_utils import no_init_weights\nresult = no_init_weights.__module__",
     "m14": "import transformers.deepspeed as module\nresult = module.HfDeepSpeedConfig.__name__",
     "g9": "from transformers.generation_utils import GenerationMixin\nresult = GenerationMixin.__name__",
