@@ -427,6 +427,19 @@ def __getattr__(name: str) -> Any:
 
 # -- M13: the docstring constants of the other models (4.51's names, module by module) ----------
 
+
+def _encoder_decoder(prefix: str) -> tuple[str, ...]:
+    """T5's and mT5's: the parallelize pair, and the start, inputs and encoder-inputs docstrings."""
+    names = ("START_DOCSTRING", "INPUTS_DOCSTRING", "ENCODER_INPUTS_DOCSTRING")
+    return ("PARALLELIZE_DOCSTRING", "DEPARALLELIZE_DOCSTRING", *(f"{prefix}_{name}" for name in names))
+
+
+def _text_and_vision(prefix: str) -> tuple[str, ...]:
+    """CLIP's and SigLIP's: the start docstring and the text, vision and joint inputs docstrings."""
+    names = ("START_DOCSTRING", "TEXT_INPUTS_DOCSTRING", "VISION_INPUTS_DOCSTRING", "INPUTS_DOCSTRING")
+    return tuple(f"{prefix}_{name}" for name in names)
+
+
 MODEL_DOCSTRINGS: dict[str, tuple[str, ...]] = {
     "mistral": ("MISTRAL_START_DOCSTRING", "MISTRAL_INPUTS_DOCSTRING"),
     "qwen2": ("QWEN2_START_DOCSTRING", "QWEN2_INPUTS_DOCSTRING"),
@@ -438,13 +451,7 @@ MODEL_DOCSTRINGS: dict[str, tuple[str, ...]] = {
     "roberta": ("ROBERTA_START_DOCSTRING", "ROBERTA_INPUTS_DOCSTRING"),
     "xlm_roberta": ("XLM_ROBERTA_START_DOCSTRING", "XLM_ROBERTA_INPUTS_DOCSTRING"),
     "gpt2": ("GPT2_START_DOCSTRING", "GPT2_INPUTS_DOCSTRING", "PARALLELIZE_DOCSTRING", "DEPARALLELIZE_DOCSTRING"),
-    "t5": (
-        "PARALLELIZE_DOCSTRING",
-        "DEPARALLELIZE_DOCSTRING",
-        "T5_START_DOCSTRING",
-        "T5_INPUTS_DOCSTRING",
-        "T5_ENCODER_INPUTS_DOCSTRING",
-    ),
+    "t5": _encoder_decoder("T5"),
     "mixtral": ("MIXTRAL_START_DOCSTRING", "MIXTRAL_INPUTS_DOCSTRING"),
     "qwen2_moe": ("QWEN2MOE_START_DOCSTRING", "QWEN2MOE_INPUTS_DOCSTRING"),
     "gpt_neox": ("GPT_NEOX_START_DOCSTRING", "GPT_NEOX_INPUTS_DOCSTRING"),
@@ -452,26 +459,10 @@ MODEL_DOCSTRINGS: dict[str, tuple[str, ...]] = {
     "starcoder2": ("STARCODER2_START_DOCSTRING", "STARCODER2_INPUTS_DOCSTRING"),
     "cohere": ("COHERE_START_DOCSTRING", "COHERE_INPUTS_DOCSTRING"),
     "stablelm": ("STABLELM_START_DOCSTRING", "STABLELM_INPUTS_DOCSTRING"),
-    "mt5": (
-        "PARALLELIZE_DOCSTRING",
-        "DEPARALLELIZE_DOCSTRING",
-        "MT5_START_DOCSTRING",
-        "MT5_INPUTS_DOCSTRING",
-        "MT5_ENCODER_INPUTS_DOCSTRING",
-    ),
+    "mt5": _encoder_decoder("MT5"),
     "deberta_v2": ("DEBERTA_START_DOCSTRING", "DEBERTA_INPUTS_DOCSTRING"),
-    "clip": (
-        "CLIP_START_DOCSTRING",
-        "CLIP_TEXT_INPUTS_DOCSTRING",
-        "CLIP_VISION_INPUTS_DOCSTRING",
-        "CLIP_INPUTS_DOCSTRING",
-    ),
-    "siglip": (
-        "SIGLIP_START_DOCSTRING",
-        "SIGLIP_TEXT_INPUTS_DOCSTRING",
-        "SIGLIP_VISION_INPUTS_DOCSTRING",
-        "SIGLIP_INPUTS_DOCSTRING",
-    ),
+    "clip": _text_and_vision("CLIP"),
+    "siglip": _text_and_vision("SIGLIP"),
     "llava": ("LLAVA_START_DOCSTRING", "LLAVA_INPUTS_DOCSTRING"),
     "qwen2_vl": ("QWEN2VL_START_DOCSTRING", "QWEN2_VL_INPUTS_DOCSTRING"),
     "opt": ("OPT_START_DOCSTRING", "OPT_INPUTS_DOCSTRING"),
