@@ -63,7 +63,8 @@
   removed those too (``prune_conv1d_layer``, ``find_pruneable_heads_and_indices``).
   ``SequenceSummary`` (the same file's config-driven pooling head, removed in
   4.53 for a copy per model such as ``GPT2SequenceSummary``) is restored as a
-  class of the same behaviour, built on first use so that importing
+  class of the same behaviour, built when the patch applies (after
+  ``modeling_utils`` has imported torch and ``transformers.activations``) so that importing
   ``modeling_utils`` imports no model module.
 * ``shard_checkpoint`` (removed in 4.47): restored over
   ``huggingface_hub.split_torch_state_dict_into_shards`` with the 4.x return
